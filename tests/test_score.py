@@ -1,0 +1,161 @@
+"""eat-score end to end on a folder with good images and every kind of bad file; batch independence; overlays;
+export parity."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from eat.export import export_onnx, onnx_max_diff
+from eat.model import create_model
+from eat.score import Scorer, find_images, main
+from eat.weights import save_weights
+
+SMALL = dict(img_size=128, window_sizes=[8, 8, 8, 4])
+
+
+@pytest.fixture(scope='module')
+def weights(tmp_path_factory):
+    torch.manual_seed(0)
+    return save_weights(create_model('eat_micro_hybrid', **SMALL), tmp_path_factory.mktemp('w') / 'w.safetensors')
+
+
+@pytest.fixture(scope='module')
+def folder(tmp_path_factory):
+    d = tmp_path_factory.mktemp('photos')
+    rng = np.random.default_rng(0)
+    rgb = lambda w, h: Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8))
+    rgb(200, 150).save(d / 'good.jpg')
+    (d / 'sub').mkdir()
+    rgb(90, 120).save(d / 'sub' / 'nested.png')
+    rgb(64, 64).convert('L').save(d / 'gray.jpg')
+    rgb(64, 64).convert('CMYK').save(d / 'cmyk.jpg')
+    rgb(64, 64).convert('RGBA').save(d / 'rgba.png')
+    Image.fromarray(rng.integers(0, 65535, (40, 50), dtype=np.uint16)).save(d / 'deep16.png')
+    rgb(64, 64).convert('P').save(d / 'palette.png')
+    (d / 'zero.jpg').write_bytes(b'')
+    (d / 'notes.jpg').write_text('this is not an image')
+    good = (d / 'good.jpg').read_bytes()
+    (d / 'truncated.jpg').write_bytes(good[: len(good) // 3])
+    (d / 'garbage.jpg').write_bytes(b'\xff\xd8\xff\xe0' + rng.integers(0, 255, 2000, dtype=np.uint8).tobytes())
+    Image.new('1', (12000, 9000)).save(d / 'bomb.png')  # 108 M pixels > Pillow's 89 M limit, a few kB on disk
+    (d / 'readme.txt').write_text('not scored: not an image extension')
+    return d
+
+
+BAD = {'zero.jpg': ('zero_byte',), 'notes.jpg': ('not_image',), 'truncated.jpg': ('truncated',),
+       'garbage.jpg': ('unreadable', 'truncated'),  # a JPEG header over noise: Pillow may call it either
+       'bomb.png': ('huge',), 'missing.jpg': ('missing',)}
+
+
+def test_cli_rows_errors_and_exit_status(folder, weights, tmp_path, capsys):
+    out = tmp_path / 'scores.csv'
+    code = main([str(folder), str(folder / 'missing.jpg'), '--weights', str(weights), '--out', str(out),
+                 '--batch-size', '3', '--quiet'])
+    assert code == 1
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table.columns) == ['path', 'score'] + [f'p{i}' for i in range(1, 11)] + ['std', 'error']
+    names = [Path(p).name for p in table.path]
+    assert 'readme.txt' not in names and 'nested.png' in names
+    assert len(table) == 13
+    for name, reasons in BAD.items():
+        row = table[[n == name for n in names]].iloc[0]
+        assert row.error.startswith(reasons), (name, row.error)
+        assert row.score == ''  # no number for a failed file
+    good = table[table.error == '']
+    assert len(good) == 7
+    scores = good.score.astype(float)
+    assert scores.between(1, 10).all()
+    probs = good[[f'p{i}' for i in range(1, 11)]].astype(float).to_numpy()
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-6)
+    np.testing.assert_allclose(probs @ np.arange(1, 11), scores, atol=1e-6)
+    assert (good['std'].astype(float) > 0).all()
+    assert 'scored 7 of 13 images, 6 failed' in capsys.readouterr().err
+
+
+def test_cli_json_and_console_script(folder, weights, tmp_path):
+    out = tmp_path / 's.json'
+    res = subprocess.run([str(Path(sys.executable).parent / 'eat-score'), str(folder / 'good.jpg'),
+                          str(folder / 'gray.jpg'), '--weights', str(weights), '--out', str(out), '--tta'],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    rows = json.loads(out.read_text())
+    assert [Path(r['path']).name for r in rows] == ['good.jpg', 'gray.jpg']
+    assert all(r['error'] == '' and 1 <= r['score'] <= 10 for r in rows)
+    assert 'scored 2 of 2 images, 0 failed' in res.stderr
+
+
+def test_cli_refuses_random_weights_unless_asked(folder, capsys):
+    assert main([str(folder / 'good.jpg')]) == 2
+    assert 'no trained weights' in capsys.readouterr().err
+    assert main([str(folder / 'good.jpg'), '--random-weights', 'eat_micro', '--quiet']) == 0
+    assert 'mean nothing' in capsys.readouterr().err
+
+
+def test_cli_bad_options_are_clear(folder, weights, capsys):
+    assert main([str(folder), '--weights', str(weights), '--out', 'x.xlsx']) == 2
+    assert '.csv or .json' in capsys.readouterr().err
+    assert main([str(folder), '--weights', str(folder / 'nope.safetensors')]) == 2
+    assert 'No weights' in capsys.readouterr().err
+
+
+def test_scores_do_not_depend_on_the_batch(folder, weights):
+    scorer = Scorer.from_weights(weights, batch_size=5)
+    files = find_images([folder])
+    together = scorer.score_files(files, progress=False)
+    scorer.batch_size = 1
+    alone = scorer.score_files(files, progress=False)
+    scorer.batch_size = 3
+    reversed_ = scorer.score_files(files[::-1], progress=False)[::-1].reset_index(drop=True)
+    ok = together.error == ''
+    np.testing.assert_allclose(together.score[ok], alone.score[ok], atol=1e-5)
+    np.testing.assert_allclose(together.score[ok], reversed_.score[ok], atol=1e-5)
+
+
+def test_api_accepts_pil_and_tensors(weights):
+    scorer = Scorer.from_weights(weights)
+    img = Image.fromarray(np.random.default_rng(1).integers(0, 255, (100, 140, 3), dtype=np.uint8))
+    one = scorer.score(img)
+    assert len(one) == 1 and one.error[0] == ''
+    x = scorer.transform(img)
+    np.testing.assert_allclose(scorer.score(x).score, one.score, atol=1e-6)
+    np.testing.assert_allclose(scorer.score(torch.stack([x, x])).score, [one.score[0]] * 2, atol=1e-5)
+
+
+def test_batch_pooling_model_is_refused(weights):
+    model = create_model('eat_micro_hybrid', reference_pooling='batch', **SMALL)
+    with pytest.raises(ValueError, match='depend on the batch'):
+        Scorer(model)
+
+
+def test_explain_writes_one_figure_per_image(folder, weights, tmp_path):
+    figs = tmp_path / 'figs'
+    code = main([str(folder / 'good.jpg'), str(folder / 'sub'), '--weights', str(weights), '--explain', str(figs),
+                 '--quiet', '--out', str(tmp_path / 's.csv')])
+    assert code == 0
+    pngs = sorted(figs.glob('*.png'))
+    assert [p.name for p in pngs] == ['00000_good.png', '00001_nested.png']
+    assert all(p.stat().st_size > 20_000 for p in pngs)
+    assert Image.open(pngs[0]).size[0] > 500
+
+
+def test_compare_figure_renders(tmp_path):
+    from eat.explain import compare_figure, save_figure
+    img = Image.fromarray(np.random.default_rng(2).integers(0, 255, (128, 128, 3), dtype=np.uint8))
+    fig = compare_figure({'DAT': create_model('dat_micro', **SMALL), 'EAT': create_model('eat_micro', **SMALL)}, img)
+    path = save_figure(fig, tmp_path / 'cmp.png')
+    assert path.stat().st_size > 20_000
+
+
+def test_onnx_export_matches_pytorch(tmp_path):
+    torch.manual_seed(0)
+    model = create_model('eat_micro', **SMALL).eval()
+    path = export_onnx(model, tmp_path / 'm.onnx')
+    assert onnx_max_diff(model, path, batch=5) <= 1e-4
+    single = create_model('eat_micro_hybrid', num_classes=1, **SMALL).eval()
+    assert onnx_max_diff(single, export_onnx(single, tmp_path / 's.onnx'), batch=2) <= 1e-4
