@@ -90,13 +90,16 @@ def main(argv=None) -> list[dict]:
         rows.append({"mode": mode, "n_images": n, "source": "1024x768 jpeg q90", "input_size": a.img_size,
                      "cache_size": a.cache_size if mode == "cached" else "", "workers": a.workers,
                      "seconds": round(s, 3), "images_per_s": round(n / s, 1),
-                     "cache_build_s": round(build_s, 2) if mode == "cached" else "", "cpus": os.cpu_count(),
+                     "cache_build_s": round(build_s, 2) if mode == "cached" else "",
+                     "cache_n_built": built["built"] if mode == "cached" else "", "cpus": os.cpu_count(),
+                     "load_avg_1min": round(os.getloadavg()[0], 2),
                      "smoke": a.smoke})
     plain = rows[0]["images_per_s"]
     for r in rows:
         r["ratio_vs_plain"] = round(r["images_per_s"] / plain, 2)
         print(f"{r['mode']:>7}: {r['images_per_s']:8.1f} images/s  ({r['ratio_vs_plain']:.2f}x plain)")
-    print(f"cache build: {build_s:.2f}s for {n} images ({n / build_s:.1f} images/s, {os.cpu_count()} threads)")
+    print(f"cache build: {build_s:.2f}s, {built['built']} built, {built['present']} already present "
+          f"({os.cpu_count()} threads)")
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     new = not out.exists()
