@@ -135,6 +135,8 @@ def test_cli(folder, tmp_path):
     assert main([str(folder), "--labels", str(tmp_path / "AVA.txt"), "--out", str(out), "--no-progress",
                  "--strict"]) == 1
     assert list(pd.read_csv(out / "inventory.csv").reason.fillna("")) == ["", "missing"]
-    r = subprocess.run([sys.executable, "-m", "eat.inventory", str(tmp_path / "nowhere")],
-                       capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 2 and "is not a folder" in r.stderr
+
+def test_cli_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "nowhere")])
+    assert e.value.code == 2 and "is not a folder" in capsys.readouterr().err

@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from eat.data import DIST_COLS, read_ava, read_synthetic
-from eat.synth import (BG_WEIGHTS, FG_WEIGHTS, NOISE_SD, SyntheticScenes, latent_score, make_synthetic_ava,
+from eat.synth import (BG_WEIGHTS, FG_WEIGHTS, NOISE_SD, SyntheticScenes, latent_score, main, make_synthetic_ava,
                        render_scene, sample_scene, sample_votes, scene_factors)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -111,8 +111,12 @@ def test_cli(tmp_path):
     assert (tmp_path / "out" / "AVA.txt").is_file() and len(list((tmp_path / "out" / "images").iterdir())) == 25
     ref = make_synthetic_ava(tmp_path / "ref", n=25, size=32, seed=3, progress=False)
     assert (ref / "AVA.txt").read_bytes() == (tmp_path / "out" / "AVA.txt").read_bytes()
-    r = subprocess.run(cmd[:4] + ["--n", "0"], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 2 and "n=0" in r.stderr
+
+
+def test_cli_usage_error(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([str(tmp_path / "x"), "--n", "0"])
+    assert e.value.code == 2 and "n=0" in capsys.readouterr().err
 
 
 def test_pretraining_stream_deterministic_per_seed_and_worker():
