@@ -38,12 +38,13 @@ check-sync: $(STAMP)
 	  echo "nbdev_export and nbdev_clean have now fixed them: review with 'git diff' and commit."; exit 1; \
 	else echo "eat/ is in sync with nbs/ and the notebooks are clean."; fi
 
+# Two notebooks at a time, one torch/OpenMP thread each: oversubscribed OpenMP threads slow torch down many times.
 nbtest: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing
 
 ## Notebook cells flagged `#| slow` as well (minutes on 2 cores).
 test-slow: $(STAMP)
-	$(BIN)/nbdev_test --n_workers 2 --timing --flags slow
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing --flags slow
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q tests
