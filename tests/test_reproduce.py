@@ -1,0 +1,88 @@
+"""The study driver end to end at the smoke scale: every experiment notebook runs, the report has every table,
+a failing run is reported without stopping the others, and a second call does no work twice. Also: the paper
+scale's configs resolve and take one training step on a small model."""
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import eat.reproduce as R
+from eat.study import Run, get_scale, plan, run_config
+from eat.train import train
+
+
+@pytest.fixture(scope='module')
+def smoke(tmp_path_factory):
+    root = tmp_path_factory.mktemp('study')
+    bad = Run('main', 'broken_s0', 'train_eval.ipynb', dict(SCALE='smoke', TABLE='main', RUN='broken_s0',
+                                                            MODEL='no_such_model', SEED=0))
+    orig = R.plan
+    R.plan = lambda scale: orig(scale) + [bad]
+    try: summary = R.reproduce('smoke', root=root, workers=1, progress=False)
+    finally: R.plan = orig
+    return root, summary
+
+
+def test_every_notebook_runs_and_the_failure_is_reported(smoke):
+    root, summary = smoke
+    runs = plan('smoke')
+    assert summary['complete'] == len(runs)
+    assert list(summary['failed']) == ['main/broken_s0']
+    err = (root / 'runs/smoke/main/broken_s0/error.txt').read_text()
+    assert 'no_such_model' in err and 'executed notebook:' in err
+    for r in runs:
+        folder = root / 'runs/smoke' / r.table / r.name
+        assert json.loads((folder / 'results.json').read_text())['status'] == 'ok', r.key
+        assert (folder / r.notebook).is_file() and (folder / 'parameters.json').is_file()
+
+
+def test_report_has_every_table_and_figure(smoke):
+    root, _ = smoke
+    res = root / 'results/smoke'
+    report = (res / 'REPORT.md').read_text()
+    for title in ['Table 1: main comparison', 'Table 2: component ablation', 'Table 3a: damping sweep',
+                  'Table 3b: exploration length', 'Table 4: background sensitivity', 'Table 5: validation SRCC',
+                  'Attention', 'Table 7: Optuna search', 'not AVA numbers']:
+        assert title in report, title
+    main = pd.read_csv(res / 'table1_main.csv')
+    assert {'EAT', 'EAT (Optuna-tuned)', 'DAT', 'ConvNeXt (timm, shrunk)'} <= set(main.configuration)
+    assert main.SRCC.notna().all()
+    for fig in ['fig_convergence.png', 'fig_table3a_damping.png', 'optuna_optuna_history.png']:
+        assert (res / fig).stat().st_size > 5_000, fig
+    assert list(res.glob('attention_attention_*.png'))
+    ablation = pd.read_csv(res / 'table2_ablation.csv')
+    assert len(ablation) == 5
+
+
+def test_second_call_does_no_work_twice(smoke):
+    root, _ = smoke
+    stamps = {p: p.stat().st_mtime for p in (root / 'runs/smoke').glob('*/*/results.json')}
+    summary = R.reproduce('smoke', root=root, workers=1, progress=False, report=False)
+    assert summary['failed'] == {} and summary['complete'] == len(plan('smoke'))
+    assert {p: p.stat().st_mtime for p in stamps} == stamps
+
+
+def test_cli_refuses_bad_arguments(capsys):
+    assert R.main(['--scale', 'huge']) == 2
+    assert 'Unknown scale' in capsys.readouterr().err
+    assert R.main(['--scale', 'paper']) == 2
+    assert '--ava-txt' in capsys.readouterr().err
+
+
+def test_paper_scale_resolves_and_takes_one_step(tmp_path):
+    from eat.synth import make_synthetic_ava
+    ava = make_synthetic_ava(tmp_path / 'ava', n=12, size=64, seed=0, progress=False)  # AVA's exact format
+    scale = replace(get_scale('paper'), ava_txt=str(ava / 'AVA.txt'), ava_images=str(ava / 'images'))
+    for model in ['eat', 'dat', 'swin_t']:
+        cfg = run_config(scale, model)
+        assert cfg.data.kind == 'ava' and cfg.epochs == 20 and cfg.batch_size == 16 and cfg.lr == 1e-6
+    cfg = run_config(scale, 'eat')
+    assert cfg.model == 'eat_base' and cfg.init == 'dat_base_in1k_224.pth' and cfg.explore_epochs == -1
+    small = replace(cfg, model='eat_micro', init='', epochs=1, batch_size=4, eval_test=False, eval_init=False,
+                    data=replace(cfg.data, num_workers=0, fractions=[0.6, 0.2, 0.2]))
+    res = train(small, tmp_path / 'run', progress=False)
+    log = pd.read_csv(tmp_path / 'run/log.csv')
+    assert log.epoch.tolist() == [1] and log.train_loss.notna().all()
+    assert res['epochs'] == 1
