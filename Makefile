@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 SCALE ?= cpu
 WORKERS ?= 1
 # pip prints a warning per missing folder of this machine's local package index; they say nothing useful.
-PIPQUIET := grep -v "is ignored: it is neither a file nor a directory" || true
+# (in braces, so that with pipefail a failing pip still fails the target)
+PIPQUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: venv reproduce test test-slow check-sync nbtest pytest docs clean-venv
 
