@@ -50,5 +50,10 @@ test-slow: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q tests
 
+## The documentation site (Sphinx + myst-nb) into _docs/: warnings and broken links fail the build.
+docs: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/sphinx-build -b html -W --keep-going -q -j 1 docs _docs
+	@echo "docs: open _docs/index.html"
+
 clean-venv:
 	rm -rf $(VENV)
