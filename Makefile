@@ -50,10 +50,11 @@ test-slow: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q tests
 
-## The documentation site (Sphinx + myst-nb) into _docs/: warnings and broken links fail the build.
+## The documentation site (Sphinx + myst-nb): _docs/html/index.html. Warnings and broken links fail the build;
+## executed tutorials are cached in _docs/.jupyter_cache, so a second build only re-runs the changed ones.
 docs: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/sphinx-build -b html -W --keep-going -q -j 1 docs _docs
-	@echo "docs: open _docs/index.html"
+	OMP_NUM_THREADS=1 $(BIN)/sphinx-build -b html -W --keep-going -q -d _docs/doctrees docs _docs/html
+	@echo "docs: open _docs/html/index.html"
 
 clean-venv:
 	rm -rf $(VENV)

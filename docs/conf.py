@@ -28,14 +28,15 @@ templates_path = ['_templates']
 eat_skip_flags = [f for f in _cfg.get('tst_flags', '').split() if f]  # nbdev's test flags (slow): not run here
 
 # Notebooks: the library notebooks are stored without outputs and take minutes to run (make test runs them), so
-# they are shown as source; the tutorials are executed while building (cached in _docs/.jupyter_cache).
+# they are shown as source; the tutorials are executed while building, cached in .jupyter_cache beside the output
+# folder (_docs/.jupyter_cache for `make docs`, which builds into _docs/html).
 nb_execution_mode = 'cache'
 nb_execution_excludepatterns = ['generated/nbs/[0-9]*.ipynb']
-nb_execution_cache_path = str(DOCS.parent / '_docs' / '.jupyter_cache')
 nb_execution_timeout = 180
 nb_execution_raise_on_error = True  # a failing tutorial fails the build
 nb_execution_show_tb = True
 nb_merge_streams = True
+nb_output_stderr = 'remove'  # kernel chatter (tqdm's IProgress warning); the tutorials print what matters
 myst_enable_extensions = ['colon_fence', 'dollarmath', 'deflist']
 myst_heading_anchors = 3
 suppress_warnings = ['myst.header']  # notebooks and the generated report jump from # to ### headings
@@ -60,5 +61,3 @@ html_theme_options = {
     'navigation_with_keys': False,
 }
 html_last_updated_fmt = None
-html_copy_source = False
-html_show_sourcelink = False
