@@ -7,7 +7,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SCALE ?= cpu
-WORKERS ?= 1
+# Two one-thread runs at a time keep both cores busy without oversubscribing OpenMP threads.
+WORKERS ?= 2
 # pip prints a warning per missing folder of this machine's local package index; they say nothing useful.
 # (in braces, so that with pipefail a failing pip still fails the target)
 PIPQUIET := { grep -v "is ignored: it is neither a file nor a directory" || true; }
