@@ -7,8 +7,9 @@ repeats. Sections:
 1. model: inference and training-step throughput and peak tensor memory of eat_tiny vs timm's
    swin_tiny_patch4_window7_224 at 224 px (targets on CPU: >= 1.0x inference, >= 0.9x training step);
 2. overhead: eat_tiny vs dat_tiny, its plain-DAT twin (target: at most 5% slower);
-3. loading: plain JPEG decode vs draft mode vs the pre-resized cache on synthetic 1024x768 JPEGs (target: cache
-   >= 5x plain), with the photo writer and the pass timer of benchmarks/bench_loading.py;
+3. loading: plain JPEG decode vs draft mode vs the pre-resized cache (at the transform's load size, and at
+   ImageCache's default 256) on synthetic 1024x768 JPEGs (target: cache >= 5x plain), with the photo writer and
+   the pass timer of benchmarks/bench_loading.py;
 4. scaling: seconds per training epoch (cached loading + train steps) vs number of images, and throughput vs
    batch size;
 5. roofline: achieved GFLOP/s of the model forward vs dense fp32 matmul GFLOP/s measured in the same run.
@@ -169,6 +170,12 @@ def bench_models(rows: list, models: dict, batch: int, img: int, repeats: int, d
     swin_mb = {r["mode"]: r["value"] for r in rows if r["section"] == "memory" and r["name"] == "swin"}
     for r in rows:
         if r["section"] == "memory": r["ratio"] = r["value"] / swin_mb[r["mode"]]
+    eat_mb = next(r["value"] for r in rows if r["section"] == "memory" and r["name"] == "eat" and r["mode"] == "train")
+    models["eat"].set_grad_checkpointing(True)  # activation checkpointing: the memory it saves in a training step
+    mb = peak_memory_mb(fns["eat"][1], device)
+    models["eat"].set_grad_checkpointing(False)
+    rows.append(dict(section="memory", name="eat_grad_ckpt", mode="train", batch=batch, metric="peak_mb", value=mb,
+                     ref="eat", ratio=mb / eat_mb))
     # roofline: the forward's GFLOP/s next to a dense matmul's, timed in the same interleaved loop
     mm_n = 1024 if device == "cpu" else 8192
     a, b = torch.randn(mm_n, mm_n, device=device), torch.randn(mm_n, mm_n, device=device)
@@ -189,10 +196,12 @@ def bench_gpu(rows: list, models: dict, batch: int, img: int, repeats: int):
     for k in ("eat", "swin"):
         m = models[k].cuda()
         variants = {"eager_fp32": step_fns(m, x), "eager_bf16": step_fns(m, x, torch.bfloat16)}
-        try:
-            variants["compiled_bf16"] = step_fns(torch.compile(m), x, torch.bfloat16)
+        compiled = step_fns(torch.compile(m), x, torch.bfloat16)
+        try:  # compilation happens at the first call of each mode
+            for f in compiled: f()
+            variants["compiled_bf16"] = compiled
         except Exception as e:  # noqa: BLE001 - a failed compile is a result to report, not a crash
-            print(f"torch.compile of {k} failed: {e}")
+            print(f"torch.compile of {k} failed: {type(e).__name__}: {str(e)[:300]}")
         for mode, j in (("infer", 0), ("train", 1)):
             med = interleaved({v: f[j] for v, f in variants.items()}, repeats, "cuda", warmup=2)
             for v, s in med.items():
@@ -204,12 +213,15 @@ def bench_loading(rows: list, root: Path, n: int, repeats: int, img: int):
     "Section 3: images/s of a full in-process pass, plain vs draft vs cached, interleaved."
     table = make_photos(root / "photos", n)
     tf = build_transform("ava", train=False, img_size=img)
-    cache = ImageCache(root / "cache", size=max(img, round(img * 256 / 224)))
-    built = cache.build(table["path"], progress=False)
-    assert not built["failed"], built["failed"]
+    cache = ImageCache(root / "cache", size=tf.load_size)  # the size the transform needs (224 for AVA's preset)
+    cache256 = ImageCache(root / "cache", size=256)  # ImageCache's default, which also serves the crop presets
+    for c in (cache, cache256):
+        built = c.build(table["path"], progress=False)
+        assert not built["failed"], built["failed"]
     sets = {"plain": IAADataset(table, transform=tf, draft=False),
             "draft": IAADataset(table, transform=tf, draft=True),
-            "cached": IAADataset(table, transform=tf, cache=cache)}
+            "cached": IAADataset(table, transform=tf, cache=cache),
+            "cached_256": IAADataset(table, transform=tf, cache=cache256)}
     med = interleaved({k: (lambda ds=ds: time_pass(ds, 0)) for k, ds in sets.items()}, repeats)
     for k, s in med.items():
         rows.append(dict(section="loading", name=k, mode="decode+transform", batch=n, metric="images_per_s",
@@ -284,10 +296,10 @@ def summary(rows: list) -> str:
     "The ratios, one line each."
     lines = []
     for r in rows:
-        if r["section"] in ("model", "memory") and r["name"] != "eat": continue
+        if r["section"] in ("model", "memory") and not r["name"].startswith("eat"): continue
         if r["section"] == "roofline" and r["name"] == "matmul":
             lines.append(f"roofline  matmul          {r['value']:8.1f} GFLOP/s (dense fp32 peak of this run)"); continue
-        what = {"model": "throughput / swin", "memory": "peak memory / swin", "overhead": "throughput dat / eat",
+        what = {"model": "throughput / swin", "memory": f"peak memory / {r['ref']}", "overhead": "throughput dat / eat",
                 "loading": "images/s / plain", "roofline": "GFLOP/s / matmul", "gpu": "throughput / eager fp32",
                 "scaling_epoch": "(s per image) / smallest n", "scaling_batch": "images/s / batch 1"}[r["section"]]
         tgt = f"  target {r['target']}" if r.get("target") not in ("", None) else ""

@@ -7,6 +7,8 @@ machine and its load.
 
     .venv/bin/python benchmarks/bench_loading.py            # 200 images
     .venv/bin/python benchmarks/bench_loading.py --smoke    # 8 images, seconds
+
+benchmarks/bench.py runs the same comparison (interleaved, as ratios) next to the model benchmarks.
 """
 from __future__ import annotations
 
@@ -62,7 +64,8 @@ def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200, help="number of photos (default 200)")
     ap.add_argument("--img-size", type=int, default=224, help="network input size (default 224)")
-    ap.add_argument("--cache-size", type=int, default=256, help="shorter side of cached copies (default 256)")
+    ap.add_argument("--cache-size", type=int, default=0,
+                    help="shorter side of cached copies (default: the transform's load size, 224 for --img-size 224)")
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers; 0 = in-process loop (default)")
     ap.add_argument("--dir", help="where to write photos and the cache (default: a temporary folder)")
     ap.add_argument("--out", default=str(RESULTS), help=f"results CSV (default {RESULTS})")
@@ -75,7 +78,7 @@ def main(argv=None) -> list[dict]:
     root = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="eat_bench_"))
     table = make_photos(root / "photos", n)
     tf = build_transform("ava", train=False, img_size=a.img_size)
-    cache = ImageCache(root / "cache", size=a.cache_size)
+    cache = ImageCache(root / "cache", size=a.cache_size or tf.load_size)
     t0 = time.perf_counter()
     built = cache.build(table["path"], workers=os.cpu_count(), progress=False)
     build_s = time.perf_counter() - t0
@@ -88,7 +91,7 @@ def main(argv=None) -> list[dict]:
         ds[0]  # warm up (imports, file cache)
         s = time_pass(ds, a.workers)
         rows.append({"mode": mode, "n_images": n, "source": "1024x768 jpeg q90", "input_size": a.img_size,
-                     "cache_size": a.cache_size if mode == "cached" else "", "workers": a.workers,
+                     "cache_size": cache.size if mode == "cached" else "", "workers": a.workers,
                      "seconds": round(s, 3), "images_per_s": round(n / s, 1),
                      "cache_build_s": round(build_s, 2) if mode == "cached" else "",
                      "cache_n_built": built["built"] if mode == "cached" else "", "cpus": os.cpu_count(),
