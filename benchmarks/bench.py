@@ -15,7 +15,8 @@ repeats. Sections:
 5. roofline: achieved GFLOP/s of the model forward vs dense fp32 matmul GFLOP/s measured in the same run.
 
 On a GPU the model sections also time bf16 autocast and torch.compile against eager.
-Writes bench.csv (one row per figure), bench.png and machine.json to benchmarks/results/ (or --out).
+Writes bench.csv (one row per figure), bench.png, machine.json and (full runs) profile.txt, the top operators of
+eat and swin, to benchmarks/results/ (or --out).
 
     .venv/bin/python benchmarks/bench.py            # full run, a few minutes on 2 CPU cores
     .venv/bin/python benchmarks/bench.py --smoke    # micro models, tiny inputs: checks that everything runs
@@ -190,6 +191,21 @@ def bench_models(rows: list, models: dict, batch: int, img: int, repeats: int, d
                          ref="matmul", ratio=gf / peak))
 
 
+def profile_top_ops(models: dict, batch: int, img: int, device: str, path: Path, rows: int = 15):
+    "Where the time goes: the top operators by self time of one inference call and one training step per model."
+    from torch.profiler import ProfilerActivity, profile
+    x = torch.randn(batch, 3, img, img, device=device)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    key = "self_cuda_time_total" if device == "cuda" else "self_cpu_time_total"
+    with open(path, "w") as f:
+        for k in ("eat", "swin"):
+            for mode, fn in zip(("infer", "train"), step_fns(models[k], x)):
+                fn()
+                with profile(activities=acts) as p: fn()
+                f.write(f"== {k} {mode}, batch {batch}, {img} px, {torch.get_num_threads()} threads\n")
+                f.write(p.key_averages().table(sort_by=key, row_limit=rows) + "\n")
+
+
 def bench_gpu(rows: list, models: dict, batch: int, img: int, repeats: int):
     "GPU only: bf16 autocast and torch.compile against eager fp32, for eat and swin."
     x = torch.randn(batch, 3, img, img, device="cuda")
@@ -333,6 +349,7 @@ def main(argv=None) -> dict:
     if "model" not in a.skip:
         bench_models(rows, models, batch, img, repeats, device)
         if device == "cuda" and "gpu" not in a.skip: bench_gpu(rows, models, 4 * batch, img, repeats)
+        if not a.smoke: profile_top_ops(models, batch, img, device, out / "profile.txt")
         info["seconds_model"] = round(time.perf_counter() - t_start, 1)
         models = {k: m.cpu() for k, m in models.items()}
     root = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="eat_bench_"))
