@@ -1,10 +1,12 @@
 """Sphinx configuration of the eat documentation site: `make docs` builds it into `_docs/`."""
 import configparser
+import os
 import sys
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 sys.path.insert(0, str(DOCS / '_ext'))
+os.environ.pop('MPLBACKEND', None)  # the tutorials' kernels inherit it: a non-inline backend would hide their figures
 _ini = configparser.ConfigParser(delimiters=['='])
 _ini.read(DOCS.parent / 'settings.ini', encoding='utf-8')
 _cfg = _ini['DEFAULT']

@@ -39,7 +39,8 @@ def build_docs() -> subprocess.CompletedProcess:
     "A full build (every page re-read, so every warning shows) like `make docs`; executed tutorials come from the cache."
     cmd = [sys.executable, '-m', 'sphinx', '-b', 'html', '-E', '-W', '--keep-going', '-q', '-d', str(OUT / 'doctrees'),
            str(ROOT / 'docs'), str(HTML)]
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'MPLBACKEND': 'Agg'}
+    env = {k: v for k, v in os.environ.items() if k != 'MPLBACKEND'}  # the kernels must show figures inline
+    env['OMP_NUM_THREADS'] = '1'
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
 
 
