@@ -305,7 +305,7 @@ def write_csv(rows: list, path: Path):
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in rows:
-            w.writerow({c: (round(r[c], 4) if isinstance(r.get(c), float) else r.get(c, "")) for c in cols})
+            w.writerow({c: (float(f"{r[c]:.6g}") if isinstance(r.get(c), float) else r.get(c, "")) for c in cols})
 
 
 def summary(rows: list) -> str:
@@ -332,7 +332,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=0, help="timed repeats per figure (default 5, smoke 1)")
     ap.add_argument("--batch", type=int, default=0, help="batch size of the model comparison (default 8, smoke 2)")
     ap.add_argument("--dir", help="where the synthetic photos and cache go (default: a temporary folder)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["model", "loading", "scaling", "gpu"],
+    ap.add_argument("--skip", nargs="*", default=[], choices=["model", "profile", "loading", "scaling", "gpu"],
                     help="sections to leave out")
     a = ap.parse_args(argv)
     threads = a.threads or len(os.sched_getaffinity(0))
@@ -349,7 +349,7 @@ def main(argv=None) -> dict:
     if "model" not in a.skip:
         bench_models(rows, models, batch, img, repeats, device)
         if device == "cuda" and "gpu" not in a.skip: bench_gpu(rows, models, 4 * batch, img, repeats)
-        if not a.smoke: profile_top_ops(models, batch, img, device, out / "profile.txt")
+        if not a.smoke and "profile" not in a.skip: profile_top_ops(models, batch, img, device, out / "profile.txt")
         info["seconds_model"] = round(time.perf_counter() - t_start, 1)
         models = {k: m.cpu() for k, m in models.items()}
     root = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="eat_bench_"))
