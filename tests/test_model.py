@@ -119,11 +119,29 @@ def _fake_dat_in1k_checkpoint(path):
     return sd
 
 
+_ORIGINAL_KEYS = ['img_size', 'patch_size', 'num_classes', 'expansion', 'dim_stem', 'dims', 'depths', 'stage_spec',
+                  'heads', 'window_sizes', 'groups', 'use_pes', 'dwc_pes', 'strides', 'sr_ratios',
+                  'offset_range_factor', 'no_offs', 'fixed_pes', 'use_dwc_mlps', 'use_conv_patches', 'drop_rate',
+                  'attn_drop_rate', 'drop_path_rate']
+
+def _original_yaml(path):
+    """The micro model's config in the original code's YAML format (MODEL.DAT), so these tests need no fixture."""
+    import yaml
+    c = VARIANTS['dat_micro']
+    dat = {k: getattr(c, k) for k in _ORIGINAL_KEYS}
+    path.write_text(yaml.safe_dump({'MODEL': {'TYPE': 'dat', 'NAME': 'dat_micro', 'DAT': {**dat, 'num_classes': 10}}}))
+    return path
+
+
+@needs_fixture
+def test_original_yaml_matches_the_fixture(tmp_path):
+    from eat.model import read_official_config
+    assert read_official_config(_original_yaml(tmp_path / 'c.yaml')) == read_official_config(FIXTURE / 'dat_micro.yaml')
+
+
 def test_load_dat_imagenet_checkpoint_reports_every_key(tmp_path):
     sd = _fake_dat_in1k_checkpoint(tmp_path / 'dat_micro_in1k_224.pth')
-    model = EAT.from_official(FIXTURE / 'dat_micro.yaml', tmp_path / 'dat_micro_in1k_224.pth', verbose=False) \
-        if FIXTURE.is_dir() else None
-    if model is None: pytest.skip('needs the parity config')
+    model = EAT.from_official(_original_yaml(tmp_path / 'c.yaml'), tmp_path / 'dat_micro_in1k_224.pth', verbose=False)
     rep = model.load_report
     assert sorted(rep.missing) == sorted(k for k in model.state_dict() if 'ref_point14' in k)
     assert any(d.startswith('cls_head.weight') for d in rep.dropped)
@@ -134,7 +152,7 @@ def test_load_dat_imagenet_checkpoint_reports_every_key(tmp_path):
 
 def test_load_at_another_image_size_resizes_position_tables(tmp_path):
     _fake_dat_in1k_checkpoint(tmp_path / 'in1k.pth')
-    model = EAT.from_official(FIXTURE / 'dat_micro.yaml', tmp_path / 'in1k.pth', verbose=False,
+    model = EAT.from_official(_original_yaml(tmp_path / 'c.yaml'), tmp_path / 'in1k.pth', verbose=False,
                               img_size=448, window_sizes=[14, 14, 14, 14])
     resized = ' '.join(model.load_report.resized)
     assert 'relative_position_bias_table (169, 1) -> (729, 1)' in resized
@@ -151,13 +169,13 @@ def test_pickled_code_is_refused(tmp_path):
     path = tmp_path / 'evil.pth'
     torch.save({'model': _Evil(a=torch.zeros(1))}, path)
     with pytest.raises(ValueError, match='Refusing to load'):
-        EAT.from_official(FIXTURE / 'dat_micro.yaml', path)
+        EAT.from_official(_original_yaml(tmp_path / 'c.yaml'), path)
 
 
 def test_config_mismatch_names_the_key(tmp_path):
     torch.save({'model': create_model('eat_tiny').state_dict()}, tmp_path / 'tiny.pth')
     with pytest.raises(ValueError, match='has shape'):
-        EAT.from_official(FIXTURE / 'dat_micro.yaml', tmp_path / 'tiny.pth')
+        EAT.from_official(_original_yaml(tmp_path / 'c.yaml'), tmp_path / 'tiny.pth')
 
 
 def test_wrong_input_size_is_a_clear_error():
