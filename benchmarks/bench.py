@@ -31,7 +31,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +48,7 @@ from bench_loading import make_photos, time_pass  # noqa: E402
 from eat.data import IAADataset, make_loader  # noqa: E402
 from eat.images import ImageCache, build_transform  # noqa: E402
 from eat.model import create_model  # noqa: E402
+from eat.study import git_commit  # noqa: E402
 
 RESULTS = HERE / "results"
 SWIN = "swin_tiny_patch4_window7_224"
@@ -63,14 +63,9 @@ def machine_info(threads: int) -> dict:
         cpu = next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True,
-                                text=True, timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
     return {"cpu_model": cpu, "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
             "torch_threads": threads, "torch": torch.__version__, "timm": timm.__version__,
-            "python": platform.python_version(), "platform": platform.platform(), "git_commit": commit,
+            "python": platform.python_version(), "platform": platform.platform(), "git_commit": git_commit(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
             "started": datetime.datetime.now().isoformat(timespec="seconds"),
             "load_avg_start": [round(v, 2) for v in os.getloadavg()]}
@@ -141,13 +136,6 @@ def forward_gflops(model: nn.Module, x: torch.Tensor) -> float:
     model.eval()
     with torch.inference_mode(), FlopCounterMode(display=False) as fc: model(x)
     return fc.get_total_flops() / 1e9
-
-
-def matmul_gflops(n: int, repeats: int, device: str, dtype=torch.float32) -> float:
-    "Dense n x n matmul GFLOP/s: the machine's practical compute ceiling for this dtype."
-    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-    s = interleaved({"mm": lambda: torch.mm(a, b)}, repeats, device, warmup=2)["mm"]
-    return 2 * n ** 3 / s / 1e9
 
 
 # ---------------------------------------------------------------------------------------------------------- sections
