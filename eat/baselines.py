@@ -51,7 +51,7 @@ class TimmIAA(nn.Module):
         score = logits[:, 0] * self.cfg.score_scale if self.cfg.head_kind == 'score' else None
         return EATOutput(logits, None, score, [], [])
 
-    def set_exploration(self, explore: bool) -> int: return 0
+    def set_exploration(self, on: bool) -> int: return 0
 
 # %% ../nbs/03a_baselines.ipynb #300c531e
 BASELINES: dict[str, BaselineConfig] = {

@@ -63,7 +63,7 @@ class DeformableAttention(nn.Module):
                  fixed_pe: bool = False, # a full query x key bias table instead of the interpolated one
                  stage_idx: int = 2, # stage index (0-3), sets the offset kernel size 9/7/5/3
                  interest_points: bool = True, # EAT's learned interest points; False: DAT's uniform grid
-                 damping: float = 0.25, # offset-rule factor (1.0 turns the rule off)
+                 damping: float = 0.25, # the offset rule's lambda (1.0 turns the rule off)
                  reference_pooling: Literal['image', 'batch'] = 'image', # per-image points, or the original batch mean
                 ):
         super().__init__()
@@ -78,7 +78,7 @@ class DeformableAttention(nn.Module):
         self.offset_range_factor, self.use_pe, self.dwc_pe = offset_range_factor, use_pe, dwc_pe
         self.no_off, self.fixed_pe = no_off, fixed_pe
         self.interest_points, self.damping, self.reference_pooling = interest_points, float(damping), reference_pooling
-        self.explore = True
+        self.rule_on = True  # runtime state: the offset rule applies (exploration phase)
         self.attn_drop = attn_drop
         k = _OFFSET_KERNELS[stage_idx]
         stride = max(stride, 1)
@@ -96,7 +96,7 @@ class DeformableAttention(nn.Module):
         elif use_pe: self.rpe_table = nn.Parameter(torch.zeros(n_heads, 2 * q_size - 1, 2 * q_size - 1))
         else: self.rpe_table = None
         if isinstance(self.rpe_table, nn.Parameter): trunc_normal_(self.rpe_table, std=0.01)
-        if interest_points: self.ref_point14 = nn.Conv2d(self.nc, 2, 1)
+        if interest_points: self.ref_point14 = nn.Conv2d(self.nc, 2, 1)  # interest points (original key name)
         self.register_buffer('offset_range', torch.tensor([1. / Hk, 1. / Wk]) * offset_range_factor, persistent=False)
         self.register_buffer('kv_grid', uniform_grid(Hk, Wk), persistent=False)
         self.register_buffer('q_grid_xy', uniform_grid(q_size, q_size).flip(-1).view(1, q_size * q_size, 1, 2),
@@ -135,7 +135,7 @@ class DeformableAttention(nn.Module):
         offset = offset.permute(0, 2, 3, 1)
         reference = self.reference_points(x)
         if self.no_off: offset = torch.zeros_like(offset)
-        if self.explore and self.damping != 1.0: offset = offset_rule(offset, reference, self.damping)
+        if self.rule_on and self.damping != 1.0: offset = offset_rule(offset, reference, self.damping)
         pos = offset + reference if self.offset_range_factor >= 0 else (offset + reference).tanh()
         pos_xy = pos.flip(-1)  # grid_sample wants (x, y)
         sampled = F.grid_sample(self._groups(x), pos_xy, mode='bilinear', align_corners=True)
@@ -165,9 +165,9 @@ class DeformableAttention(nn.Module):
 
 # %% ../nbs/02_deform.ipynb #7a88f78d
 def set_exploration(model: nn.Module, # any module holding deformable blocks
-                    explore: bool, # True: offset rule on (exploration); False: off (exploitation)
+                    on: bool, # True: offset rule on (exploration); False: off (exploitation)
                    ) -> int:
     "Switch the offset rule of every deformable block in `model`; returns how many blocks were switched."
     blocks = [m for m in model.modules() if isinstance(m, DeformableAttention)]
-    for m in blocks: m.explore = bool(explore)
+    for m in blocks: m.rule_on = bool(on)
     return len(blocks)

@@ -55,7 +55,7 @@ class EATConfig:
     attn_drop_rate: float = 0.0  # dropout on attention weights
     drop_path_rate: float = 0.2  # stochastic depth, linearly increasing over blocks
     interest_points: bool = True  # EAT's learned interest points (False: DAT's uniform grid)
-    damping: float = 0.25  # offset-rule factor lambda (1.0: rule off, plain DAT)
+    damping: float = 0.25  # the offset rule's lambda (the paper's symbol; 1.0: rule off, plain DAT)
     reference_pooling: str = 'image'  # 'image': batch-independent scores; 'batch': the released code's batch mean
     head: str = 'auto'  # 'dist' (softmax, 10 bins) | 'raw_dist' (original: no softmax) | 'score' | 'classifier'
     score_scale: float = 10.0  # single-score head: score = output * score_scale (the original trains on score/10)
@@ -235,9 +235,9 @@ class EAT(nn.Module):
         self.cfg = replace(self.cfg, num_classes=num_classes, head=head)
         self.cls_head = nn.Linear(self.cfg.dims[-1], num_classes).to(self.cls_head.weight.device)
 
-    def set_exploration(self, explore: bool) -> int:
+    def set_exploration(self, on: bool) -> int:
         "Offset rule on (exploration) or off (exploitation) in every D block."
-        return set_exploration(self, explore)
+        return set_exploration(self, on)
 
     def set_grad_checkpointing(self, enable: bool = True):
         "Recompute the transformer blocks' activations in backward instead of keeping them (timm's switch)."

@@ -160,7 +160,7 @@ def test_explore_then_exploit(synth, tmp_path, monkeypatch):
         m = build(*a, **k)
         for mod in m.modules():
             if isinstance(mod, DeformableAttention):
-                mod.register_forward_hook(lambda mod, i, o: seen.append(mod.explore) if mod.training else None)
+                mod.register_forward_hook(lambda mod, i, o: seen.append(mod.rule_on) if mod.training else None)
         return m
     monkeypatch.setattr(T, "build_model", spy)
     cfg = T.load_config("tiny", small_overrides(synth, epochs=3, explore_epochs=1, eval_test="false"))
