@@ -23,12 +23,13 @@ import eat
 from .images import MAX_PIXELS, BadImageError, ImageCache, build_transform, open_image
 
 # %% auto #0
-__all__ = ['DIST_COLS', 'BASE_COLS', 'AVA_COLS', 'SYNTH_FACTORS', 'READERS', 'SPLITS', 'file_sha256', 'read_ava',
+__all__ = ['SCORE_BINS', 'DIST_COLS', 'BASE_COLS', 'AVA_COLS', 'SYNTH_FACTORS', 'READERS', 'SPLITS', 'file_sha256', 'read_ava',
            'read_synthetic', 'read_tad66k', 'read_aadb', 'read_csv_labels', 'read_flickr_aes', 'make_split',
            'split_from_file', 'check_leakage', 'save_split', 'load_split', 'IAADataset', 'collate_skip_bad',
            'seed_worker', 'IAALoader', 'make_loader']
 
 # %% ../nbs/04_data.ipynb #12783270
+SCORE_BINS = np.arange(1, 11)  # the 10 score values AVA voters choose from; a distribution's mean score is p @ SCORE_BINS
 DIST_COLS = [f"p{k}" for k in range(1, 11)]  # normalised vote histogram columns
 BASE_COLS = ["image_id", "path", "score", *DIST_COLS, "n_votes"]  # the leading columns of every table
 AVA_COLS = ["index", "image_id", *[f"n{k}" for k in range(1, 11)], "tag1", "tag2", "challenge_id"]
@@ -63,7 +64,7 @@ def _dist_from_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     "Vote counts [N, 10] -> (normalised histogram, mean score on 1..10, number of votes)."
     n = counts.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"): p = counts / n[:, None]
-    return p, p @ np.arange(1, 11), n
+    return p, p @ SCORE_BINS, n
 
 # %% ../nbs/04_data.ipynb #169a8f95
 def read_ava(txt_path: str | Path,  # AVA.txt (or a file in the same 15-column format)

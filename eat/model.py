@@ -22,10 +22,11 @@ from timm.models import register_model
 from .layers import (ConvNorm, ConvStage, LayerNormProxy, LocalAttention, ShiftWindowAttention, TransformerMLP,
                         TransformerMLPWithConv, relative_position_index, shifted_window_mask)
 from .deform import DeformableAttention, set_exploration
+from .data import SCORE_BINS
 
 # %% auto #0
-__all__ = ['VARIANTS', 'EATConfig', 'TransformerStage', 'EATOutput', 'EAT', 'read_state_dict', 'LoadReport', 'filter_official',
-           'read_official_config', 'find_parity_fixture', 'create_model', 'count_params_macs']
+__all__ = ['VARIANTS', 'EATConfig', 'TransformerStage', 'EATOutput', 'EAT', 'unwrap', 'read_state_dict', 'LoadReport',
+           'filter_official', 'load_into', 'read_official_config', 'create_model', 'count_params_macs']
 
 # %% ../nbs/03_model.ipynb #40cd873c
 @dataclass
@@ -188,7 +189,7 @@ class EAT(nn.Module):
                                          for i in range(3)])
         self.cls_norm = LayerNormProxy(cfg.dims[-1])
         self.cls_head = nn.Linear(cfg.dims[-1], cfg.num_classes)
-        self.register_buffer('bins', torch.arange(1, 11, dtype=torch.float32), persistent=False)
+        self.register_buffer('bins', torch.as_tensor(SCORE_BINS, dtype=torch.float32), persistent=False)
 
     @property
     def num_classes(self) -> int: return self.cfg.num_classes
@@ -244,6 +245,13 @@ class EAT(nn.Module):
         self.cfg = replace(self.cfg, grad_checkpointing=bool(enable))
         for s in self.stages:
             if isinstance(s, TransformerStage): s.grad_checkpointing = bool(enable)
+
+# %% ../nbs/03_model.ipynb #unwrapcd
+def unwrap(model: nn.Module) -> nn.Module:
+    "The model inside DistributedDataParallel and torch.compile wrappers (or `model` itself)."
+    model = getattr(model, 'module', model)
+    return getattr(model, '_orig_mod', model)
+
 
 # %% ../nbs/03_model.ipynb #f21df49a
 def _micro(**kw) -> dict:
@@ -326,6 +334,25 @@ def filter_official(state_dict: dict, # checkpoint of the original code (or its 
                     and not any(d.startswith(k) for d in rep.dropped)]
     return out, rep
 
+# %% ../nbs/03_model.ipynb #cd23x1139
+_FRESH_OK = ('cls_head.', 'ref_point14.')  # may be left at init: the head, EAT's interest-point layers
+
+def load_into(model: EAT, # the model to load into (changed in place)
+              state_dict: dict, # weights: an original checkpoint or the project's own state dict
+              source: str = 'weights', # a name for messages, e.g. the file name
+              verbose: bool = False, # print the keys that did not load as they are
+             ) -> LoadReport:
+    "Load `state_dict` non-strictly through `filter_official`; refuse any key left at init but the head's and interest points'."
+    sd, rep = filter_official(state_dict, model)
+    if bad := sorted(k for k in rep.missing if not any(f in k for f in _FRESH_OK)):
+        raise ValueError(f"{source} does not fit this model: {len(bad)} keys are missing, e.g. {bad[:3]}; build the "
+                         "model with the architecture (variant, overrides) these weights were trained with.")
+    model.load_state_dict(sd, strict=False)
+    model.load_report = rep
+    if verbose and str(rep) != 'all keys loaded': print(f"Loaded {source}:\n{rep}")
+    return rep
+
+
 # %% ../nbs/03_model.ipynb #3df69232
 def read_official_config(config_yaml: str | Path) -> dict:
     "The `MODEL.DAT` block of an original config file as `EATConfig` keyword arguments."
@@ -352,21 +379,8 @@ def from_official(cls: EAT, config_yaml: str | Path, # original config file (YAM
     if kwargs.get('num_classes', 10) == 10: kwargs['head'] = 'raw_dist'
     kwargs.update(overrides)
     model = cls(**kwargs)
-    if checkpoint is not None:
-        sd, rep = filter_official(read_state_dict(checkpoint), model)
-        model.load_state_dict(sd, strict=False)
-        model.load_report = rep
-        if verbose and str(rep) != 'all keys loaded': print(f"Loaded {Path(checkpoint).name}:\n{rep}")
+    if checkpoint is not None: load_into(model, read_state_dict(checkpoint), Path(checkpoint).name, verbose)
     return model.eval()
-
-# %% ../nbs/03_model.ipynb #66f2f669
-def find_parity_fixture() -> Path | None:
-    "The parity fixture folder (`shared/reference/parity` beside or inside the checkout), if present."
-    here = Path.cwd().resolve()
-    for base in [here, *here.parents]:
-        for cand in (base / 'shared/reference/parity', base.parent / 'shared/reference/parity'):
-            if (cand / 'expected_dat_micro.pt').is_file(): return cand
-    return None
 
 # %% ../nbs/03_model.ipynb #8b6fb518
 _TINY = dict(dim_stem=96, dims=[96, 192, 384, 768], depths=[2, 2, 6, 2], heads=[3, 6, 12, 24], groups=[-1, -1, 3, 6],

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .metrics import iaa_metrics
-from .train import DataConfig, TrainConfig, check_config, train
-from .weights import _atomic_write
+from .config import DataConfig, TrainConfig, check_config
+from .files import atomic_write as _atomic_write
+from .train import train
 
 # %% auto #0
 __all__ = ['SCALES', 'Scale', 'get_scale', 'run_config', 'Run', 'plan', 'git_commit', 'write_json', 'subset_metrics',
