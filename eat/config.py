@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import math
 import typing
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import yaml

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .study import Run, data_root, get_scale, plan, write_json
+from .files import write_json
+from .study import Run, data_root, get_scale, plan
 
 # %% auto #0
 __all__ = ['find_experiments', 'run_dir', 'is_complete', 'execute', 'prepare_data', 'reproduce', 'main']
@@ -74,7 +75,8 @@ def prepare_data(root: Path, scale: str) -> Path | None:
     if s.dataset != 'synthetic': return None
     from eat.synth import make_synthetic_ava
     dst = data_root(root / 'runs' / scale)
-    make_synthetic_ava(dst, n=s.synth_n, size=s.synth_size, seed=0, workers=min(2, os.cpu_count() or 1))
+    d = s.base.data
+    make_synthetic_ava(dst, n=d.synth_n, size=d.synth_size, seed=d.synth_seed, workers=min(2, os.cpu_count() or 1))
     return dst
 
 def reproduce(scale: str = 'cpu', # smoke | cpu | paper

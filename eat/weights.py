@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 
 import eat

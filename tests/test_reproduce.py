@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import eat.reproduce as R
-from eat.study import Run, get_scale, plan, run_config
+from eat.study import Run, get_scale, plan, run_config, with_files
 from eat.train import train
 
 
@@ -17,7 +17,7 @@ from eat.train import train
 def smoke(tmp_path_factory):
     root = tmp_path_factory.mktemp('study')
     bad = Run('main', 'broken_s0', 'train_eval.ipynb', dict(SCALE='smoke', TABLE='main', RUN='broken_s0',
-                                                            MODEL='no_such_model', SEED=0))
+                                                            ROW='broken', MODEL='no_such_model', SEED=0))
     orig = R.plan
     R.plan = lambda scale: orig(scale) + [bad]
     try: summary = R.reproduce('smoke', root=root, workers=1, progress=False)
@@ -74,7 +74,7 @@ def test_cli_refuses_bad_arguments(capsys):
 def test_paper_scale_resolves_and_takes_one_step(tmp_path):
     from eat.synth import make_synthetic_ava
     ava = make_synthetic_ava(tmp_path / 'ava', n=12, size=64, seed=0, progress=False)  # AVA's exact format
-    scale = replace(get_scale('paper'), ava_txt=str(ava / 'AVA.txt'), ava_images=str(ava / 'images'))
+    scale = with_files(get_scale('paper'), str(ava / 'AVA.txt'), str(ava / 'images'))
     for model in ['eat', 'dat', 'swin_t']:
         cfg = run_config(scale, model)
         assert cfg.data.kind == 'ava' and cfg.epochs == 20 and cfg.batch_size == 16 and cfg.lr == 1e-6
