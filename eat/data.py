@@ -100,14 +100,25 @@ def _label_text(path: str | Path,  # label file
     if not text.strip(): raise ValueError(f"{path} is blank ({len(data)} bytes of whitespace): it holds no labels")
     return text
 
-def _fast_rows(text: str, names: list, lines: list) -> pd.DataFrame | None:
-    "Whitespace columns through pandas' C parser; None unless every row has exactly `len(names)` fields."
-    n = len(names)
-    try: df = pd.read_csv(io.StringIO(text), sep=r"\s+", header=None, names=range(n + 1), dtype=str,
-                          keep_default_na=False)
-    except pd.errors.ParserError: return None
-    if len(df) != len(lines) or (df[n] != "").any() or (df.iloc[:, :n] == "").any().any(): return None
-    df = df.iloc[:, :n].set_axis(names, axis=1)
+def _fast_rows(text: str, sep: str | None, names: Sequence[str] | None) -> pd.DataFrame | None:
+    "The rows through pandas' C parser when the file is plainly regular (no quotes, same field count); else None."
+    raw = text.split("\n")
+    lines = [i for i, line in enumerate(raw, 1) if line.strip()]
+    if sep is not None:  # a CSV: the header, then lines with as many separators as it has
+        if '"' in text or len(lines) < 2: return None
+        names = [c.strip() for c in raw[lines[0] - 1].split(sep)]
+        lines, k = lines[1:], len(names) - 1
+        if not k or len(set(names)) <= k or any(raw[i - 1].count(sep) != k for i in lines): return None
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, skipinitialspace=True)
+    else:  # whitespace columns: one spare column must stay empty, the others full
+        n = len(names)
+        try: df = pd.read_csv(io.StringIO(text), sep=r"\s+", header=None, names=range(n + 1), dtype=str,
+                              keep_default_na=False)
+        except pd.errors.ParserError: return None
+        if (df[n] != "").any() or (df.iloc[:, :n] == "").any().any(): return None
+        df = df.iloc[:, :n]
+    if len(df) != len(lines): return None
+    df = df.set_axis(list(names), axis=1)
     df.insert(0, "_line", lines)
     return df
 
@@ -119,10 +130,10 @@ def _rows(path: str | Path,  # label file
          ) -> pd.DataFrame:
     "Rows of a label file as strings, with `_line` (1-based); `ValueError` on a bad header or column count."
     text, path = _label_text(path, what), Path(path)
+    if (df := _fast_rows(text, sep, names)) is not None: return df
     rows, lines = [], []
-    if sep is None:
+    if sep is None:  # the slow path finds what is wrong
         names, lines = list(names), [i for i, line in enumerate(text.split("\n"), 1) if line.strip()]
-        if (df := _fast_rows(text, names, lines)) is not None: return df
         rows = [line.split() for line in text.split("\n") if line.strip()]
     else:
         rd, names = csv.reader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True), None

@@ -164,3 +164,8 @@ def test_good_variants_read_alike(tmp_path):
     t = read_tad66k(tmp_path / "bom.csv", tmp_path)
     assert list(t.image_id) == ["1", "2"] and list(t.score) == [5.5, 3.0]
     assert np.isnan(t.theme[0]) and t.theme[1] == "food" and t[DIST_COLS].isna().all().all()
+    # quotes take the careful path (Python's csv module); the result matches the quick one
+    (tmp_path / "quoted.csv").write_text('image,score,theme\n"1.jpg",5.5,NA\n2.jpg,3,"food, drink"\n')
+    q = read_tad66k(tmp_path / "quoted.csv", tmp_path)
+    assert list(q.score) == [5.5, 3.0] and np.isnan(q.theme[0]) and q.theme[1] == "food, drink"
+    assert q.drop(columns="theme").equals(t.drop(columns="theme"))
