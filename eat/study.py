@@ -56,6 +56,7 @@ class Scale:
     limit: int = 0  # cap on images per split (0: all)
     ava_txt: str = ''  # paper scale: AVA.txt
     ava_images: str = ''  # paper scale: the AVA image folder
+    ava_test_list: str = ''  # paper scale: AVA's official test list (generic_test.jpgl); empty: the random split
 
 SCALES: dict[str, Scale] = {
     'smoke': Scale('smoke', synth_n=96, synth_size=64, img_size=64, model_overrides={'window_sizes': [4, 4, 4, 2]},
@@ -118,6 +119,7 @@ def run_config(scale: str | Scale, # the scale (or its name)
             raise ValueError("The paper scale trains on real AVA: set Scale.ava_txt and Scale.ava_images (or the "
                              "AVA_TXT / AVA_IMAGES parameters) to your AVA.txt and image folder.")
         data = DataConfig(kind='ava', root=s.ava_images, labels=s.ava_txt, fractions=list(s.fractions),
+                          test_list=s.ava_test_list,
                           img_size=s.img_size, preset='ava', num_workers=s.num_workers, limit=s.limit)
     cfg = TrainConfig(name=name, model=model, model_overrides=mo, init=_init_path(s.init) if is_eat else '', seed=int(seed),
                       epochs=epochs, batch_size=batch_size or s.batch_size, optimizer=s.optimizer, lr=lr or s.lr,
