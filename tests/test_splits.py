@@ -165,3 +165,17 @@ def test_cli_usage_errors(tmp_path):
     with pytest.raises(SystemExit):
         main(["audit", str(tmp_path / "train.txt"), "--as", "train", "test"])
     assert main(["audit", str(tmp_path / "train.txt"), "--official", str(tmp_path / "nope.jpgl")]) == 2
+
+
+def test_ava_official_config_gives_the_official_split(ava, tmp_path):
+    "The built-in `ava_official` config, pointed at the files, splits as official_split does and the audit agrees."
+    from eat.config import load_config
+    from eat.loaders import make_run_split
+    cfg = load_config("ava_official", [f"data.root={ava / 'images'}", f"data.labels={ava / 'AVA.txt'}",
+                                       f"data.test_list={ava / 'generic_test.jpgl'}"])
+    with pytest.warns(UserWarning, match="2 of 42 listed test ids"):
+        s = make_run_split(cfg, tmp_path / "run")
+    assert check_leakage(s) == {"train": 152, "val": 8, "test": 40}  # val: 5% of the 160 non-test images
+    assert load_split(tmp_path / "run" / "split.csv").attrs["protocol"] == "official"
+    rep = audit_splits([read_split_file(tmp_path / "run" / "split.csv")], read_id_list(ava / "generic_test.jpgl"))
+    assert [rep["splits"][p]["official_test"]["count"] for p in ("train", "val", "test")] == [0, 0, 40]
