@@ -8,7 +8,7 @@ from __future__ import annotations
 import difflib
 import math
 import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import yaml
@@ -25,16 +25,17 @@ __all__ = ['CONFIGS', 'DataConfig', 'TrainConfig', 'check_config', 'apply_overri
 @dataclass
 class DataConfig:
     "Where the images and labels come from, how they are split, transformed and read."
-    kind: str = "synthetic"  # synthetic (an eat-synth folder) | ava | tad66k | csv | scenes (classification stream)
-    root: str = ""  # synthetic: the eat-synth folder (made if missing); ava/tad66k/csv: the image folder
-    labels: str = ""  # ava: AVA.txt; tad66k / csv: the label CSV
+    kind: str = "synthetic"  # synthetic (eat-synth folder) | ava | pyiqa_ava | tad66k | csv | scenes (classification)
+    root: str = ""  # synthetic: the eat-synth folder (made if missing); others: the image folder
+    labels: str = ""  # ava: AVA.txt; pyiqa_ava: pyiqa's meta_info_AVADataset.csv; tad66k / csv: the label CSV
     synth_n: int = 600  # synthetic: number of images when the folder has to be generated
     synth_size: int = 128  # synthetic: image side in pixels when generating
     synth_seed: int = 0  # synthetic: seed of the generator
     split_file: str = ""  # a split saved by `save_split` (CSV + JSON), or a list of test ids; empty: random split
-    split_seed: int = 0  # seed of the random split (and of the validation carve-out of a test-id list)
+    test_list: str = ""  # official protocol (`official_split`): AVA's generic_test.jpgl, or "pyiqa" (the file's codes)
+    split_seed: int = 0  # seed of the random split (and of the validation carve-out of a test list)
     fractions: list = field(default_factory=lambda: [0.9, 0.05, 0.05])  # train/val/test of a random split
-    val_fraction: float = 0.05  # validation carve-out of the training images when `split_file` lists test ids
+    val_fraction: float = 0.05  # validation carve-out of the non-test images when `split_file`/`test_list` give test
     exclude: str = ""  # an eat-inventory report CSV: the images it marks bad are dropped before splitting
     img_size: int = 224  # network input side in pixels (overrides the variant's img_size)
     preset: str = "ava"  # transform preset of `eat.images.PRESETS` (ava, synthetic, tad66k, imagenet)
@@ -86,7 +87,8 @@ class TrainConfig:
 _CHOICES = {"model": sorted(VARIANTS) + sorted(BASELINES), "freeze": ["none", "backbone", "early"], "task": ["iaa", "classify"],
             "target": ["auto", "dist", "score"], "optimizer": ["adam", "adamw"],
             "schedule": ["step", "cosine", "constant"], "precision": ["auto", "fp32", "bf16", "fp16"],
-            "device": ["auto", "cpu", "cuda"], "data.kind": ["synthetic", "ava", "tad66k", "csv", "scenes"],
+            "device": ["auto", "cpu", "cuda"],
+            "data.kind": ["synthetic", "ava", "pyiqa_ava", "tad66k", "csv", "scenes"],
             "data.scene_labels": ["object", "scene", "joint"]}
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
@@ -152,6 +154,11 @@ def check_config(cfg: TrainConfig):
     if len(cfg.betas) != 2: errs.append(f"betas={cfg.betas} (two numbers)")
     f = cfg.data.fractions
     if len(f) != 3 or min(f) < 0 or abs(sum(f) - 1) > 1e-6: errs.append(f"data.fractions={f} (three numbers, sum 1)")
+    d = cfg.data
+    if d.split_file and d.test_list:
+        errs.append(f"data.split_file={d.split_file!r} and data.test_list={d.test_list!r} (give one of the two)")
+    if d.test_list == "pyiqa" and d.kind != "pyiqa_ava": errs.append("data.test_list='pyiqa' needs data.kind=pyiqa_ava")
+    if not 0 <= d.val_fraction < 1: errs.append(f"data.val_fraction={d.val_fraction} (a fraction: 0 <= f < 1)")
     if (cfg.task == "classify") != (cfg.data.kind == "scenes"):
         errs.append(f"task={cfg.task!r} with data.kind={cfg.data.kind!r} (classify goes with the scenes stream)")
     if errs: raise ValueError("Bad config value(s): " + "; ".join(errs))
@@ -226,16 +233,19 @@ def load_config(src: str | Path,  # a YAML file, or the name of a built-in confi
 
 # %% ../nbs/06_config.ipynb #1f03503a
 _MICRO128 = {"window_sizes": [8, 8, 8, 4]}
+_PAPER = TrainConfig(name="paper", model="eat_base", init="dat_base_in1k_224.pth", epochs=20, batch_size=16,
+                     optimizer="adam", lr=1e-6, schedule="step", step_epochs=5, gamma=0.1, explore_epochs=-1,
+                     data=DataConfig(kind="ava", root="AVA/images", labels="AVA/AVA.txt", img_size=224, preset="ava",
+                                     num_workers=8))
 CONFIGS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(name="tiny", model="eat_micro_hybrid", model_overrides=dict(_MICRO128, drop_path_rate=0.1),
                         epochs=4, batch_size=16, optimizer="adamw", lr=1e-3, weight_decay=0.05, schedule="cosine",
                         warmup_epochs=0.5, min_lr=1e-5, grad_clip=1.0, explore_epochs=2,
                         data=DataConfig(kind="synthetic", root="data/synth128", synth_n=600, synth_size=128,
                                         fractions=[0.7, 0.15, 0.15], img_size=128, preset="synthetic")),
-    "paper": TrainConfig(name="paper", model="eat_base", init="dat_base_in1k_224.pth", epochs=20, batch_size=16,
-                         optimizer="adam", lr=1e-6, schedule="step", step_epochs=5, gamma=0.1, explore_epochs=-1,
-                         data=DataConfig(kind="ava", root="AVA/images", labels="AVA/AVA.txt", img_size=224,
-                                         preset="ava", num_workers=8)),
+    "paper": _PAPER,
+    "ava_official": replace(_PAPER, name="ava_official", data=replace(
+        _PAPER.data, test_list="AVA/generic_test.jpgl", val_fraction=0.05, split_seed=0)),
     "tad66k": TrainConfig(name="tad66k", model="eat_base", init="dat_base_in1k_224.pth", target="score", epochs=25,
                           batch_size=16, optimizer="adam", lr=1e-5, schedule="constant", explore_epochs=-1,
                           data=DataConfig(kind="tad66k", root="TAD66K/images", labels="TAD66K/labels.csv",

@@ -5,7 +5,9 @@
 # %% ../nbs/04_data.ipynb #25d91ce0
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import random
 import re
@@ -16,6 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from pandas._libs.parsers import STR_NA_VALUES
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
@@ -23,10 +26,11 @@ import eat
 from .images import MAX_PIXELS, BadImageError, ImageCache, build_transform, open_image
 
 # %% auto #0
-__all__ = ['SCORE_BINS', 'DIST_COLS', 'BASE_COLS', 'AVA_COLS', 'SYNTH_FACTORS', 'READERS', 'SPLITS', 'file_sha256', 'read_ava',
-           'read_synthetic', 'read_tad66k', 'read_aadb', 'read_csv_labels', 'read_flickr_aes', 'make_split',
-           'split_from_file', 'check_leakage', 'save_split', 'load_split', 'IAADataset', 'collate_skip_bad',
-           'seed_worker', 'IAALoader', 'make_loader']
+__all__ = ['SCORE_BINS', 'DIST_COLS', 'BASE_COLS', 'AVA_COLS', 'SYNTH_FACTORS', 'MAX_VOTES', 'IMAGE_EXTS', 'PYIQA_SPLITS',
+           'READERS', 'SPLITS', 'file_sha256', 'read_ava', 'read_synthetic', 'read_tad66k', 'read_aadb',
+           'read_csv_labels', 'read_flickr_aes', 'normalise_id', 'read_id_list', 'read_pyiqa_ava', 'make_split',
+           'split_from_file', 'check_leakage', 'save_split', 'load_split', 'official_split', 'IAADataset',
+           'collate_skip_bad', 'seed_worker', 'IAALoader', 'make_loader']
 
 # %% ../nbs/04_data.ipynb #12783270
 SCORE_BINS = np.arange(1, 11)  # the 10 score values AVA voters choose from; a distribution's mean score is p @ SCORE_BINS
@@ -34,6 +38,7 @@ DIST_COLS = [f"p{k}" for k in range(1, 11)]  # normalised vote histogram columns
 BASE_COLS = ["image_id", "path", "score", *DIST_COLS, "n_votes"]  # the leading columns of every table
 AVA_COLS = ["index", "image_id", *[f"n{k}" for k in range(1, 11)], "tag1", "tag2", "challenge_id"]
 SYNTH_FACTORS = "factors.csv"  # side file of the synthetic set, beside AVA.txt
+MAX_VOTES = 1_000_000  # more votes than this for one image means a corrupt label file
 
 def file_sha256(path: str | Path,  # file to hash
                ) -> str:
@@ -44,7 +49,7 @@ def file_sha256(path: str | Path,  # file to hash
     return h.hexdigest()
 
 def _finish(df: pd.DataFrame, dataset: str, source: str | Path) -> pd.DataFrame:
-    "Coerce `df` to the common schema, refuse duplicate ids, record provenance in `attrs`."
+    "Coerce `df` to the common schema, refuse duplicate ids (naming their lines), record provenance in `attrs`."
     df = df.copy()
     for c in DIST_COLS + ["n_votes"]:
         if c not in df: df[c] = np.nan
@@ -52,11 +57,15 @@ def _finish(df: pd.DataFrame, dataset: str, source: str | Path) -> pd.DataFrame:
     df["path"] = df["path"].astype(str)
     df["score"] = pd.to_numeric(df["score"], errors="raise").astype(float)
     df[DIST_COLS + ["n_votes"]] = df[DIST_COLS + ["n_votes"]].astype(float)
-    dup = df["image_id"][df["image_id"].duplicated()]
-    if len(dup):
-        raise ValueError(f"{source}: {len(dup)} duplicate image ids, e.g. {list(dup.unique()[:5])}; "
-                         "remove the duplicate rows from the label file")
-    df = df[BASE_COLS + [c for c in df.columns if c not in BASE_COLS]].reset_index(drop=True)
+    dup = df["image_id"].duplicated(keep=False)
+    if dup.any():
+        first = df["image_id"][dup].iloc[0]
+        lines = f" (lines {', '.join(map(str, df['_line'][df['image_id'] == first]))})" if "_line" in df else ""
+        n = df["image_id"][df["image_id"].duplicated()].nunique()
+        more = f", and {n - 1} more duplicate image ids" if n > 1 else ""
+        raise ValueError(f"{source}: duplicate image ids: {first} appears {int((df['image_id'] == first).sum())} times"
+                         f"{lines}{more}; keep one row per image")
+    df = df[BASE_COLS + [c for c in df.columns if c not in BASE_COLS and c != "_line"]].reset_index(drop=True)
     df.attrs = {"dataset": dataset, "source": str(source), "source_sha256": file_sha256(source)}
     return df
 
@@ -66,29 +75,140 @@ def _dist_from_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     with np.errstate(invalid="ignore", divide="ignore"): p = counts / n[:, None]
     return p, p @ SCORE_BINS, n
 
+# %% ../nbs/04_data.ipynb #beb45cc1
+_SEPS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}
+
+def _label_text(path: str | Path,  # label file
+                what: str = "label file",  # what the file is, for messages
+               ) -> str:
+    "The text of a label file; `ValueError` naming it when it is empty, blank, binary or not UTF-8."
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f"{what} {path} not found; check the path")
+    data = path.read_bytes()
+    if not data: raise ValueError(f"{path} is empty (0 bytes); pass the {what} itself, or download it again")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ValueError(f"{path} is UTF-16 text; re-save the {what} as UTF-8")
+    if b"\0" in data:
+        line = data[:data.index(b"\0")].count(b"\n") + 1
+        raise ValueError(f"{path} is a binary file (NUL byte on line {line}), not a text {what}; "
+                         "pass the label file, not an image or an archive")
+    try: text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ValueError(f"{path}, line {line}: byte 0x{data[e.start]:02x} is not UTF-8 "
+                         f"text; is it a binary file? If it is the {what}, re-save it as UTF-8") from None
+    if not text.strip(): raise ValueError(f"{path} is blank ({len(data)} bytes of whitespace): it holds no labels")
+    return text
+
+def _fast_rows(text: str, sep: str | None, names: Sequence[str] | None) -> pd.DataFrame | None:
+    "The rows through pandas' C parser when the file is plainly regular (no quotes, same field count); else None."
+    raw = text.split("\n")
+    lines = [i for i, line in enumerate(raw, 1) if line.strip()]
+    if sep is not None:  # a CSV: the header, then lines with as many separators as it has
+        if '"' in text or len(lines) < 2: return None
+        names = [c.strip() for c in raw[lines[0] - 1].split(sep)]
+        lines, k = lines[1:], len(names) - 1
+        if not k or len(set(names)) <= k or any(raw[i - 1].count(sep) != k for i in lines): return None
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, skipinitialspace=True)
+    else:  # whitespace columns: one spare column must stay empty, the others full
+        n = len(names)
+        try: df = pd.read_csv(io.StringIO(text), sep=r"\s+", header=None, names=range(n + 1), dtype=str,
+                              keep_default_na=False)
+        except pd.errors.ParserError: return None
+        if (df[n] != "").any() or (df.iloc[:, :n] == "").any().any(): return None
+        df = df.iloc[:, :n]
+    if len(df) != len(lines): return None
+    df = df.set_axis(list(names), axis=1)
+    df.insert(0, "_line", lines)
+    return df
+
+def _rows(path: str | Path,  # label file
+          sep: str | None = ",",  # "," for a CSV with a header; None for whitespace-separated columns, no header
+          names: Sequence[str] | None = None,  # column names of a file without header
+          what: str = "label file",  # for messages
+          desc: str | None = None,  # how a row looks, for messages
+         ) -> pd.DataFrame:
+    "Rows of a label file as strings, with `_line` (1-based); `ValueError` on a bad header or column count."
+    text, path = _label_text(path, what), Path(path)
+    if (df := _fast_rows(text, sep, names)) is not None: return df
+    rows, lines = [], []
+    if sep is None:  # the slow path finds what is wrong
+        names, lines = list(names), [i for i, line in enumerate(text.split("\n"), 1) if line.strip()]
+        rows = [line.split() for line in text.split("\n") if line.strip()]
+    else:
+        rd, names = csv.reader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True), None
+        try:
+            for row in rd:
+                if not any(f.strip() for f in row): continue
+                if names is None: names, head = [c.strip() for c in row], rd.line_num
+                else: rows.append(row); lines.append(rd.line_num)
+        except csv.Error as e: raise ValueError(f"{path}, line {rd.line_num}: {e}") from None
+        if len(names) == 1 and (found := [s for s in _SEPS if s in names[0]]):
+            raise ValueError(f"{path}, line {head}: the header {names[0]!r} is separated by {_SEPS[found[0]]}; the "
+                             f"{what} must be comma-separated: re-save it with pandas.read_csv(f, sep={found[0]!r})"
+                             ".to_csv(f, index=False)")
+        if not rows: raise ValueError(f"{path} has a header (line {head}) but no data rows")
+    n = len(names)
+    bad = next((k for k, r in enumerate(rows) if len(r) != n), None)
+    if bad is not None:
+        line = text.split("\n")[lines[bad] - 1]
+        found = [n_ for s, n_ in _SEPS.items() if s in line and s != sep]
+        hint = f"; the line has {' and '.join(found)}: columns are separated by " \
+               f"{'spaces (two tabs in a row hide an empty field)' if sep is None else _SEPS[sep]}" if found else ""
+        k = len(rows[bad])
+        raise ValueError(f"{path}, line {lines[bad]} has {k} column{'s' * (k != 1)}, expected {n} "
+                         f"({desc or ', '.join(names)}){hint}")
+    df = pd.DataFrame(rows, columns=names, dtype=object)
+    if sep is not None: df = df.mask(df.isin(STR_NA_VALUES))
+    df.insert(0, "_line", lines)
+    return df
+
+def _numbers(df: pd.DataFrame,  # rows from `_rows` (with `_line`)
+             cols: Sequence[str],  # columns to convert
+             path: str | Path,  # label file, for messages
+             lo: float = -np.inf, hi: float = np.inf,  # allowed range
+             whole: bool = False,  # values must be integers
+             why: str = "",  # the rule, for messages (e.g. "AVA vote counts")
+            ) -> np.ndarray:
+    "Columns `cols` as a float array; `ValueError` naming the line and column of the first bad cell."
+    raw = df[list(cols)]
+    try: x = raw.astype(np.float64).to_numpy()
+    except (ValueError, TypeError): x = raw.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    nan = ~np.isfinite(x)
+    frac = ~nan & (x != np.round(x)) if whole else np.zeros_like(nan)
+    out = ~nan & ((x < lo) | (x > hi))
+    bad = nan | frac | out
+    if not bad.any(): return x
+    r, c = np.argwhere(bad)[0]
+    v = raw.iat[r, c]
+    if nan[r, c]:
+        kind = "finite" if pd.notna(pd.to_numeric(v, errors="coerce")) else "whole" if whole else ""
+        problem = "empty" if pd.isna(v) else f"{v!r} is not a {kind + ' ' * bool(kind)}number"
+    elif frac[r, c]: problem = f"{v!r} is not a whole number"
+    elif lo == 0 and x[r, c] < 0: problem = f"{v} is negative"
+    else:
+        g = lambda u: f"{u:,.0f}" if float(u).is_integer() else f"{u:g}"
+        problem = f"{v} is below {g(lo)}" if x[r, c] < lo else f"{v} is above {g(hi)}"
+    raise ValueError(f"{path}, line {df['_line'].iat[r]}, column {cols[c]}: {problem}" + (f" ({why})" if why else ""))
+
 # %% ../nbs/04_data.ipynb #169a8f95
+_AVA_ROW = "index image_id n1..n10 tag1 tag2 challenge_id, separated by spaces"
+
 def read_ava(txt_path: str | Path,  # AVA.txt (or a file in the same 15-column format)
              image_dir: str | Path,  # folder holding `<image_id>.jpg`
              extras: str | Path | None = None,  # optional CSV with `image_id` and more columns to join
             ) -> pd.DataFrame:
     "Read an AVA-format label file into the common table (targets: vote histogram and mean score)."
     txt_path = Path(txt_path)
-    if not txt_path.is_file(): raise FileNotFoundError(f"AVA label file {txt_path} not found; pass the path of AVA.txt")
-    try: raw = pd.read_csv(txt_path, sep=r"\s+", header=None, dtype=str)
-    except pd.errors.ParserError as e:
-        raise ValueError(f"{txt_path} is not in AVA format (15 space-separated columns per line): {e}") from None
-    if raw.shape[1] != 15 or raw.isna().any().any():
-        bad = int(raw.index[raw.isna().any(axis=1)][0]) + 1 if raw.isna().any().any() else 1
-        raise ValueError(f"{txt_path} is not in AVA format: expected 15 space-separated columns "
-                         f"(index image_id n1..n10 tag1 tag2 challenge_id), got {raw.shape[1]} (see line {bad})")
-    raw.columns = AVA_COLS
-    num = AVA_COLS[2:12] + ["tag1", "tag2", "challenge_id"]
-    try: raw[num] = raw[num].astype(np.int64)
-    except ValueError as e: raise ValueError(f"{txt_path}: vote counts and tags must be integers ({e})") from None
-    counts = raw[AVA_COLS[2:12]].to_numpy(np.float64)
-    if (counts < 0).any(): raise ValueError(f"{txt_path}: negative vote counts in {(counts < 0).any(1).sum()} rows")
+    raw = _rows(txt_path, None, AVA_COLS, "AVA label file", _AVA_ROW)
+    counts = _numbers(raw, AVA_COLS[2:12], txt_path, 0, MAX_VOTES, True, "AVA vote counts are integers >= 0")
+    tags = _numbers(raw, ["tag1", "tag2", "challenge_id"], txt_path, 0, np.inf, True, "AVA tags are integers >= 0")
+    if (big := counts.sum(1) > MAX_VOTES).any():
+        k = int(np.flatnonzero(big)[0])
+        raise ValueError(f"{txt_path}, line {raw['_line'].iat[k]}: {counts[k].sum():.0f} votes for one image, more "
+                         f"than MAX_VOTES={MAX_VOTES:,}; the row is corrupt")
     p, score, n = _dist_from_counts(counts)
-    df = raw[["image_id", "tag1", "tag2", "challenge_id"]].copy()
+    df = raw[["_line", "image_id"]].assign(**dict(zip(["tag1", "tag2", "challenge_id"], tags.astype(np.int64).T)))
     df["path"] = [str(Path(image_dir) / f"{i}.jpg") for i in df["image_id"]]
     df["score"], df["n_votes"] = score, n
     df[DIST_COLS] = p
@@ -99,11 +219,17 @@ def read_ava(txt_path: str | Path,  # AVA.txt (or a file in the same 15-column f
     out = _finish(df[keep], "ava", txt_path)
     out.attrs["n_no_votes"] = int((~keep).sum())
     if extras is not None:
-        ex = pd.read_csv(extras, dtype={"image_id": str})
+        try: ex = pd.read_csv(io.StringIO(_label_text(extras, "extras CSV")), dtype={"image_id": str})
+        except pd.errors.ParserError as e: raise ValueError(f"{extras}: not a readable CSV ({e})") from None
+        if "image_id" not in ex: raise ValueError(f"{extras}: no image_id column; found {list(ex.columns)}")
+        if len(dup := ex["image_id"][ex["image_id"].duplicated()]):
+            raise ValueError(f"{extras}: duplicate image ids: {dup.iloc[0]} appears more than once "
+                             f"({dup.nunique()} ids repeat); keep one row per image")
+        ex = ex[[c for c in ex.columns if c not in BASE_COLS or c == "image_id"]]
         miss = set(out.image_id) - set(ex.image_id)
         if miss: raise ValueError(f"{extras} lacks {len(miss)} image ids of {txt_path}, e.g. {sorted(miss)[:3]}")
         attrs = out.attrs
-        out = out.merge(ex[[c for c in ex.columns if c not in BASE_COLS or c == "image_id"]], on="image_id", how="left")
+        out = out.merge(ex, on="image_id", how="left")
         out.attrs = {**attrs, "extras": str(extras)}
     return out
 
@@ -117,17 +243,15 @@ def read_synthetic(root: str | Path,  # folder written by `eat.synth.make_synthe
     return out
 
 # %% ../nbs/04_data.ipynb #381f516f
-def _csv(path: str | Path) -> pd.DataFrame:
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"label file {path} not found")
-    df = pd.read_csv(path, dtype=str, skipinitialspace=True)
-    df.columns = [str(c).strip() for c in df.columns]
-    return df
-
 def _pick(df: pd.DataFrame, names: Sequence[str], path, what: str) -> str:
-    for n in names:
-        if n in df.columns: return n
-    raise ValueError(f"{path}: no {what} column; expected one of {list(names)}, found {list(df.columns)}")
+    "The first of `names` that is a column of `df`; `ValueError` when none is, or when it has an empty cell."
+    col = next((n for n in names if n in df.columns), None)
+    if col is None:
+        raise ValueError(f"{path}: no {what} column; expected one of {list(names)}, found "
+                         f"{[c for c in df.columns if c != '_line']}")
+    if "_line" in df and (empty := df[col].isna() | (df[col].astype(str).str.strip() == "")).any():
+        raise ValueError(f"{path}, line {df['_line'][empty].iloc[0]}: column {col} ({what}) is empty")
+    return col
 
 def _join(image_dir, name: str) -> str:
     return name if image_dir is None or Path(name).is_absolute() else str(Path(image_dir) / name)
@@ -136,28 +260,25 @@ def read_tad66k(csv: str | Path,  # TAD66K label CSV with columns `image`, `scor
                 image_dir: str | Path,  # folder of the images
                ) -> pd.DataFrame:
     "Read a TAD66K label CSV into the common table (score on 1-10, no vote histogram)."
-    df = _csv(csv)
+    df = _rows(csv, what="TAD66K label CSV")
     img, sc = _pick(df, ["image", "image_id", "path"], csv, "image"), _pick(df, ["score", "mean"], csv, "score")
+    score = _numbers(df, [sc], csv, 0, 10, why="TAD66K scores lie in 1-10")[:, 0]
     names = [n if Path(n).suffix else f"{n}.jpg" for n in df[img].str.strip()]
     out = df.drop(columns=[img, sc]).assign(image_id=[Path(n).stem for n in names],
-                                             path=[_join(image_dir, n) for n in names], score=df[sc])
+                                             path=[_join(image_dir, n) for n in names], score=score)
     return _finish(out, "tad66k", csv)
 
 def read_aadb(labels: str | Path,  # AADB attribute CSV (`ImageFile`, `score`, ...) or a `name score` text file
               image_dir: str | Path,  # folder of the images
              ) -> pd.DataFrame:
     "Read AADB labels into the common table (overall score in [0, 1], attributes kept as extra columns)."
-    labels = Path(labels)
-    first = labels.read_text().splitlines()[0] if labels.is_file() else ""
-    if "," in first: df = _csv(labels)
-    elif labels.is_file():
-        df = pd.read_csv(labels, sep=r"\s+", header=None, dtype=str)
-        if df.shape[1] != 2: raise ValueError(f"{labels}: expected 2 columns `name score`, got {df.shape[1]}")
-        df.columns = ["ImageFile", "score"]
-    else: raise FileNotFoundError(f"AADB label file {labels} not found")
+    comma = "," in _label_text(labels, "AADB label file").lstrip().split("\n")[0]
+    df = _rows(labels, "," if comma else None, None if comma else ["ImageFile", "score"], "AADB label file",
+               None if comma else "name score, separated by spaces")
     img = _pick(df, ["ImageFile", "image", "path"], labels, "image")
+    score = _numbers(df, [_pick(df, ["score"], labels, "score")], labels, 0, 1, why="AADB scores lie in 0-1")[:, 0]
     out = df.drop(columns=[img]).assign(image_id=[Path(n).stem for n in df[img]],
-                                         path=[_join(image_dir, n) for n in df[img]])
+                                         path=[_join(image_dir, n) for n in df[img]], score=score)
     return _finish(out, "aadb", labels)
 
 _VOTE_RE = re.compile(r"^(?:n|votes?_?|count_?)(\d{1,2})$")
@@ -167,17 +288,20 @@ def read_csv_labels(csv: str | Path,  # CSV with `path` (or `image`) and `score`
                     dataset: str = "csv",  # name recorded in `attrs["dataset"]`
                    ) -> pd.DataFrame:
     "Read a generic label CSV into the common table; vote counts give the histogram and (if absent) the score."
-    df = _csv(csv)
+    df = _rows(csv)
     img = _pick(df, ["path", "image", "file", "filename"], csv, "path")
     votes = {int(m.group(1)): c for c in df.columns if (m := _VOTE_RE.match(c))}
     if set(votes) != set(range(1, 11)) and "score" not in df.columns:
-        raise ValueError(f"{csv}: need a `score` column or ten vote-count columns n1..n10; found {list(df.columns)}")
+        raise ValueError(f"{csv}: need a `score` column or ten vote-count columns n1..n10; "
+                         f"found {[c for c in df.columns if c != '_line']}")
     out = df.drop(columns=[img]).assign(path=[_join(image_dir, n) for n in df[img]])
     if "image_id" not in df.columns:
         stems = [Path(n).stem for n in df[img]]
         out["image_id"] = stems if len(set(stems)) == len(stems) else list(df[img])
+    else: _pick(df, ["image_id"], csv, "image id")
+    if "score" in df.columns: out["score"] = _numbers(df, ["score"], csv, why="scores are finite numbers")[:, 0]
     if set(votes) == set(range(1, 11)):
-        counts = df[[votes[k] for k in range(1, 11)]].astype(float).to_numpy()
+        counts = _numbers(df, [votes[k] for k in range(1, 11)], csv, 0, MAX_VOTES, why="vote counts are >= 0")
         p, score, n = _dist_from_counts(counts)
         out[DIST_COLS], out["n_votes"] = p, n
         if "score" not in df.columns: out["score"] = score
@@ -188,16 +312,73 @@ def read_flickr_aes(ratings: str | Path,  # per-worker ratings CSV (`worker`, `i
                     image_dir: str | Path,  # folder of the images
                    ) -> pd.DataFrame:
     "Read FLICKR-AES per-worker ratings and average them per image (score on 1-5, `score_std`, `n_votes`)."
-    df = _csv(ratings)
+    df = _rows(ratings, what="FLICKR-AES ratings CSV")
     img, sc = _pick(df, ["imagePair", "image", "image_id"], ratings, "image"), _pick(df, ["score"], ratings, "score")
-    df[sc] = pd.to_numeric(df[sc], errors="raise")
-    g = df.groupby(df[img].str.strip(), sort=True)[sc].agg(["mean", "std", "count"]).reset_index()
+    df[img], df[sc] = df[img].str.strip(), _numbers(df, [sc], ratings, 1, 5, why="FLICKR-AES ratings lie in 1-5")[:, 0]
+    if "worker" in df and (dup := df.duplicated(["worker", img], keep=False)).any():
+        w, i = df.loc[dup, ["worker", img]].iloc[0]
+        raise ValueError(f"{ratings}: worker {w} rated {i} more than once (lines "
+                         f"{', '.join(map(str, df['_line'][dup & (df['worker'] == w) & (df[img] == i)]))}); "
+                         "keep one rating per worker and image")
+    g = df.groupby(img, sort=True)[sc].agg(["mean", "std", "count"]).reset_index()
     out = pd.DataFrame({"image_id": [Path(n).stem for n in g[img]], "path": [_join(image_dir, n) for n in g[img]],
                         "score": g["mean"], "n_votes": g["count"].astype(float), "score_std": g["std"]})
     return _finish(out, "flickr_aes", ratings)
 
+# %% ../nbs/04_data.ipynb #7fa0f4cd
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")  # suffixes `normalise_id` drops
+
+def normalise_id(name) -> str:
+    "The image id of a name as lists write it: `images/123.jpg`, `123.jpg`, `123`, `123.0` all give `123`."
+    s = str(name).strip().replace("\\", "/").rsplit("/", 1)[-1]
+    if s.lower().endswith(IMAGE_EXTS): s = s.rsplit(".", 1)[0]
+    return re.sub(r"^(\d+)\.0+$", r"\1", s)
+
+def read_id_list(path: str | Path,  # text file with one image name or id a line (first word; `#` comments)
+                 what: str = "image list",  # for messages
+                ) -> list[str]:
+    "Normalised image ids of a list file such as AVA's `generic_test.jpgl`; `ValueError` on duplicates."
+    ids, seen = [], {}
+    for i, line in enumerate(_label_text(path, what).split("\n"), 1):
+        word = line.split("#", 1)[0].split()
+        if not word: continue
+        iid = normalise_id(word[0])
+        if iid in seen: raise ValueError(f"{path}, line {i}: image {iid} is listed again (first on line {seen[iid]})")
+        seen[iid] = i; ids.append(iid)
+    return ids
+
+# %% ../nbs/04_data.ipynb #fe0f64ef
+PYIQA_SPLITS = {"0": "train", "1": "val", "2": "test"}  # pyiqa's split codes
+
+def read_pyiqa_ava(csv: str | Path,  # pyiqa's `meta_info_AVADataset.csv`
+                   image_dir: str | Path,  # folder holding the images named in `img_name`
+                   column: str = "official split",  # split column: `official split` or `ILGnet split`
+                  ) -> pd.DataFrame:
+    "Read pyiqa's prepared AVA into the common table plus a `split` column (codes 0 train, 1 val, 2 test)."
+    df = _rows(csv, what="pyiqa AVA meta-info CSV")
+    img, col = _pick(df, ["img_name"], csv, "image"), _pick(df, [column], csv, "split")
+    counts = _numbers(df, [f"c{k}" for k in range(1, 11)], csv, 0, MAX_VOTES, True, "vote counts are integers >= 0")
+    bad = ~df[col].str.strip().isin(list(PYIQA_SPLITS))
+    if bad.any():
+        raise ValueError(f"{csv}, line {df['_line'][bad].iloc[0]}, column {col}: {df[col][bad].iloc[0]!r} is not a "
+                         "split code (0 train, 1 val, 2 test)")
+    p, score, n = _dist_from_counts(counts)
+    if (n == 0).any(): raise ValueError(f"{csv}, line {df['_line'][n == 0].iloc[0]}: no votes, so no score")
+    out = pd.DataFrame({"_line": df["_line"], "image_id": [normalise_id(x) for x in df[img]],
+                        "path": [_join(image_dir, x.strip()) for x in df[img]], "score": score, "n_votes": n,
+                        "mos": _numbers(df, ["MOS"], csv, 1, 10, why="AVA scores lie in 1-10")[:, 0]
+                        if "MOS" in df else np.nan})
+    out[DIST_COLS] = p
+    for c in ("semantic_tag1", "semantic_tag2"):
+        if c in df: out[c] = df[c].to_numpy()
+    out["split"] = df[col].str.strip().map(PYIQA_SPLITS).to_numpy()
+    out = _finish(out, "pyiqa_ava", csv)
+    out.attrs["split_column"] = column
+    return out
+
 READERS = {"ava": read_ava, "synthetic": read_synthetic, "tad66k": read_tad66k, "aadb": read_aadb,
-           "csv": read_csv_labels, "flickr_aes": read_flickr_aes}  # name -> reader, for command lines and configs
+           "csv": read_csv_labels, "flickr_aes": read_flickr_aes,
+           "pyiqa_ava": read_pyiqa_ava}  # name -> reader, for command lines and configs
 
 # %% ../nbs/04_data.ipynb #dc1f72fe
 SPLITS = ("train", "val", "test")
@@ -325,6 +506,40 @@ def load_split(csv_path: str | Path,  # CSV written by `save_split`
     check_leakage(df)
     df.attrs = prov
     return df
+
+# %% ../nbs/04_data.ipynb #f72247b3
+def official_split(table: pd.DataFrame,  # the common table (a pyiqa table brings its own `split` column)
+                   test_list: str | Path | Iterable[str] | None = None,  # `generic_test.jpgl`, ids, or None: `split`
+                   val_size: int | float = 0.05,  # validation images carved from train: a count, or a fraction < 1
+                   seed: int = 0,  # seed of the validation carve-out
+                   exclude=None,  # as in `make_split`
+                  ) -> pd.DataFrame:
+    "AVA's official protocol: the listed images that are present form test, a seeded carve-out of the rest val."
+    ids = _excluded_ids(exclude)
+    t = table[~table["image_id"].isin(ids)] if ids else table
+    t = t.sort_values("image_id", kind="stable").reset_index(drop=True)
+    if test_list is None:
+        if "split" not in t: raise ValueError("no test_list and no `split` column; pass the path of generic_test.jpgl")
+        listed, source = list(t["image_id"][t["split"] == "test"]), table.attrs.get("source", "table")
+    elif isinstance(test_list, (str, Path)): listed, source = read_id_list(test_list, "test list"), str(test_list)
+    else: listed, source = [normalise_id(i) for i in test_list], "ids"
+    test = t["image_id"].isin(set(listed)).to_numpy()
+    n_missing = len(set(listed)) - int(test.sum())
+    if n_missing:
+        warnings.warn(f"{source}: {n_missing:,} of {len(set(listed)):,} listed test ids are not in the table (missing, "
+                      f"excluded or unreadable images); the test set has {int(test.sum()):,} images")
+    train = np.flatnonzero(~test)
+    n_val = int(round(len(train) * val_size)) if isinstance(val_size, float) and val_size < 1 else int(val_size)
+    if not 0 <= n_val < len(train):
+        raise ValueError(f"val_size={val_size} asks for {n_val} validation images out of {len(train)} non-test images")
+    split = np.where(test, "test", "train").astype(object)
+    split[train[np.random.default_rng(seed).permutation(len(train))[:n_val]]] = "val"
+    out = t.assign(split=split)
+    out.attrs = {**table.attrs, "protocol": "official", "test_list": source, "seed": int(seed),
+                 "val_size": val_size, "n_test_listed": len(set(listed)), "n_test_missing": n_missing,
+                 "n_excluded": int(len(table) - len(t)), "counts": check_leakage(out)}
+    if isinstance(test_list, (str, Path)): out.attrs["test_list_sha256"] = file_sha256(test_list)
+    return out
 
 # %% ../nbs/04_data.ipynb #893485c0
 class IAADataset(Dataset):

@@ -13,7 +13,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .config import DataConfig, TrainConfig
-from .data import DIST_COLS, READERS, IAADataset, load_split, make_loader, make_split, save_split, split_from_file
+from .data import (DIST_COLS, READERS, IAADataset, load_split, make_loader, make_split, official_split, save_split,
+                      split_from_file)
 from .images import ImageCache, build_transform
 from .runtime import Runtime
 
@@ -79,7 +80,7 @@ def read_table(dc: DataConfig,  # the data section of a run's config
 def make_run_split(cfg: TrainConfig,  # the run's config (data section)
                    out_dir: str | Path | None = None,  # run folder: reuse `split.csv` there, or save the new split
                   ) -> pd.DataFrame:
-    "The run's train/val/test table: the run folder's saved split, a given split file, or a seeded random split."
+    "The run's split: the run folder's saved one, a given split file, the official test list, or a seeded random one."
     dc = cfg.data
     saved = Path(out_dir) / "split.csv" if out_dir is not None else None
     if saved is not None and saved.is_file(): return load_split(saved)
@@ -87,6 +88,9 @@ def make_run_split(cfg: TrainConfig,  # the run's config (data section)
     exclude = pd.read_csv(dc.exclude, dtype={"image_id": str}) if dc.exclude else None
     if dc.split_file and Path(dc.split_file).with_suffix(".json").is_file(): split = load_split(dc.split_file)
     elif dc.split_file: split = split_from_file(table, dc.split_file, dc.val_fraction, dc.split_seed, exclude)
+    elif dc.test_list:
+        test_list = None if dc.test_list == "pyiqa" else dc.test_list
+        split = official_split(table, test_list, dc.val_fraction, dc.split_seed, exclude)
     else: split = make_split(table, dc.split_seed, dc.fractions, exclude)
     if saved is not None: save_split(split, saved, data_kind=dc.kind, data_root=dc.root, data_labels=dc.labels)
     return split

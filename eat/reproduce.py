@@ -142,12 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--only', nargs='+', help='run only these tables: optuna main ablation damping explore attention')
     ap.add_argument('--ava-txt', default='', help='paper scale: AVA.txt')
     ap.add_argument('--ava-images', default='', help='paper scale: the AVA image folder')
+    ap.add_argument('--ava-test-list', default='', help='paper scale: AVA\'s generic_test.jpgl for the official protocol '
+                    '(default: the paper\'s random 90/5/5 split)')
     ap.add_argument('--no-report', action='store_true', help='do not build the report')
     a = ap.parse_args(argv)
     try: get_scale(a.scale)
     except ValueError as e: print(f'eat-reproduce: {e}', file=sys.stderr); return 2
     if a.workers < 1: print(f'eat-reproduce: --workers {a.workers} must be >= 1.', file=sys.stderr); return 2
-    extra = {'AVA_TXT': a.ava_txt, 'AVA_IMAGES': a.ava_images} if a.scale == 'paper' else None
+    extra = ({'AVA_TXT': a.ava_txt, 'AVA_IMAGES': a.ava_images, 'AVA_TEST_LIST': a.ava_test_list}
+             if a.scale == 'paper' else None)
     if a.scale == 'paper' and not (a.ava_txt and a.ava_images):
         print('eat-reproduce: the paper scale needs your AVA files: --ava-txt AVA.txt --ava-images DIR.', file=sys.stderr)
         return 2
