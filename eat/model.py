@@ -363,11 +363,11 @@ def _resize_table(t: torch.Tensor, size: tuple, channels_last: bool) -> torch.Te
         return F.interpolate(t, size=size, mode='bicubic', align_corners=False).reshape(t.shape[1], -1).T
     return F.interpolate(t.unsqueeze(0), size=size, mode='bicubic', align_corners=False)[0]
 
-# %% ../nbs/03_model.ipynb #90ff5e82
+# %% ../nbs/03_model.ipynb #44b9195a
 _DERIVED = ('relative_position_index', 'attn_mask')  # buffers the model computes from its configuration
 _TABLES = ('relative_position_bias_table', 'rpe_table')  # position tables whose size follows the window / map size
 
-def _unwrap(state_dict: dict) -> dict:
+def _unwrap_state(state_dict: dict) -> dict:
     "The state dict inside a checkpoint dict (`model` / `state_dict` / `model_ema`), without DDP's `module.` prefix."
     for key in ('model', 'state_dict', 'model_ema'):
         if key in state_dict and isinstance(state_dict[key], dict): state_dict = state_dict[key]; break
@@ -388,17 +388,18 @@ def checkpoint_filter_fn(state_dict: dict, # a checkpoint of this project or tim
                         ) -> dict:
     "timm's filter for own weights: unwrap, drop derived buffers, resize position tables to the model's sizes."
     ours, out = model.state_dict(), {}
-    for k, v in _unwrap(state_dict).items():
+    for k, v in _unwrap_state(state_dict).items():
         if k.rsplit('.', 1)[-1] in _DERIVED: continue
         if k in ours and ours[k].shape != v.shape and (t := _fit_table(model, k, v, ours[k].shape)) is not None: v = t
         out[k] = v
     return out
 
+# %% ../nbs/03_model.ipynb #90ff5e82
 def filter_official(state_dict: dict, # checkpoint of the original code (or its `model` / `state_dict` entry)
                     model: EAT, # the model to load into
                    ) -> tuple[dict, LoadReport]:
     "Map an original DAT/EAT state dict onto `model`: unwrap, drop derived buffers, resize tables, report the rest."
-    state_dict = _unwrap(state_dict)
+    state_dict = _unwrap_state(state_dict)
     ours = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     out, rep = {}, LoadReport()
     for k, v in state_dict.items():
@@ -498,6 +499,7 @@ def create_model(name: str, # a key of `VARIANTS`
     if name not in VARIANTS: raise ValueError(f"Unknown variant {name!r}; choose one of {sorted(VARIANTS)}.")
     return EAT(VARIANTS[name], **kwargs)
 
+# %% ../nbs/03_model.ipynb #3bc361a1
 _ARCH_FIELDS = ('patch_size', 'dim_stem', 'dims', 'depths', 'stage_spec', 'heads', 'groups', 'hybrid',
                 'interest_points', 'use_conv_patches', 'use_dwc_mlps', 'dwc_pes', 'fixed_pes', 'use_pes')
 
@@ -532,6 +534,10 @@ def _timm_entry(name: str):
             raise ValueError(f"No weights can be downloaded for {name}: load a model folder with "
                              f"timm.create_model('local-dir:DIR', pretrained=True) or EAT.from_pretrained(DIR), or an "
                              f"original checkpoint with EAT.from_official(config, checkpoint).")
+        src = kwargs.get('pretrained_cfg')
+        if not pretrained and isinstance(src, dict) and src.get('source') in ('local-dir', 'hf-hub'):
+            warnings.warn(f"timm builds {name} from {src.get('file') or src.get('hf_hub_id')} with random weights: "
+                          f"pass pretrained=True to load the folder's weights.")
         kwargs.setdefault('output', 'logits')  # timm's convention: forward returns a tensor
         if kwargs.get('pretrained_cfg') is None: kwargs['pretrained_cfg'] = _pretrained_cfg(VARIANTS[name])
         return build_model_with_cfg(EAT, name, pretrained, model_cfg=VARIANTS[name],

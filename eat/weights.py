@@ -219,6 +219,7 @@ def _resolve_folder(source: str | Path) -> Path:
                                 f"(eat.weights.save_pretrained writes both).")
     return folder
 
+# %% ../nbs/03b_weights.ipynb #5109b720
 def load_pretrained(source: str | Path, # a model folder, `local-dir:DIR`, `hf-hub:ORG/NAME` or `ORG/NAME`
                     **overrides, # config fields to change, e.g. img_size=448, window_size=12, output='logits'
                    ) -> EAT | TimmIAA:
