@@ -17,7 +17,8 @@ import torch.nn.functional as F
 import torch.utils.checkpoint
 from fastcore.basics import patch
 from timm.layers import DropPath
-from timm.models import register_model
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models._features import feature_take_indices
 
 from .layers import (ConvNorm, ConvStage, LayerNormProxy, LocalAttention, ShiftWindowAttention, TransformerMLP,
                         TransformerMLPWithConv, relative_position_index, shifted_window_mask)
@@ -25,16 +26,18 @@ from .deform import DeformableAttention, set_exploration
 from .data import SCORE_BINS
 
 # %% auto #0
-__all__ = ['VARIANTS', 'EATConfig', 'TransformerStage', 'EATOutput', 'EAT', 'unwrap', 'read_state_dict', 'LoadReport',
-           'filter_official', 'load_into', 'read_official_config', 'create_model', 'count_params_macs']
+__all__ = ['VARIANTS', 'default_cfgs', 'EATConfig', 'TransformerStage', 'EATOutput', 'EAT', 'unwrap', 'read_state_dict',
+           'LoadReport', 'checkpoint_filter_fn', 'filter_official', 'load_into', 'read_official_config', 'create_model',
+           'variant_name', 'count_params_macs']
 
 # %% ../nbs/03_model.ipynb #40cd873c
 @dataclass
 class EATConfig:
     "Every constructor option of `EAT`: the original `MODEL.DAT` block, EAT's switches, and the head."
-    img_size: int = 224  # input side in pixels (square); inputs of another size are refused
+    img_size: int = 224  # input side in pixels (square; timm's (S, S) is accepted); other sizes are refused
+    in_chans: int = 3  # input channels (timm's `in_chans`)
     patch_size: int = 4  # stride of the patch stem
-    num_classes: int = 10  # head outputs: 10 = score distribution, 1 = single score, else classes
+    num_classes: int = 10  # head outputs: 10 = score distribution, 1 = single score, 0 = no head, else classes
     expansion: int = 4  # MLP hidden width factor
     dim_stem: int = 96  # channels after the patch stem
     dims: list = field(default_factory=lambda: [96, 192, 384, 768])  # channels of the 4 stages
@@ -60,10 +63,18 @@ class EATConfig:
     reference_pooling: str = 'image'  # 'image': batch-independent scores; 'batch': the released code's batch mean
     head: str = 'auto'  # 'dist' (softmax, 10 bins) | 'raw_dist' (original: no softmax) | 'score' | 'classifier'
     score_scale: float = 10.0  # single-score head: score = output * score_scale (the original trains on score/10)
+    global_pool: str = 'avg'  # 'avg': mean over the final map; '': none (timm's `reset_classifier(0, '')`)
+    output: str = 'eat'  # what `forward` returns: 'eat' an `EATOutput`; 'logits' the head's tensor (timm's way)
     hybrid: bool = False  # convolutional stages 1-2 (they hold no D block) for small-data / CPU studies
     grad_checkpointing: bool = False  # recompute each transformer block in backward: less memory, ~1/3 more compute
 
     def __post_init__(self):
+        if isinstance(self.img_size, (tuple, list)):
+            if len(self.img_size) != 2 or self.img_size[0] != self.img_size[1]:
+                raise ValueError(f"img_size={self.img_size!r}: EAT takes square images, give one side (e.g. 384).")
+            self.img_size = self.img_size[0]
+        self.img_size = int(self.img_size)
+        if self.in_chans < 1: raise ValueError(f"in_chans={self.in_chans} must be at least 1.")
         for name in ('dims', 'depths', 'stage_spec', 'heads', 'window_sizes', 'groups', 'use_pes', 'dwc_pes',
                      'strides', 'sr_ratios', 'offset_range_factor', 'no_offs', 'fixed_pes', 'use_dwc_mlps'):
             v = getattr(self, name)
@@ -81,6 +92,10 @@ class EATConfig:
             raise ValueError(f"head={self.head!r} needs num_classes=10 (score bins 1..10), got {self.num_classes}.")
         if self.head_kind == 'score' and self.num_classes != 1:
             raise ValueError(f"head='score' needs num_classes=1, got {self.num_classes}.")
+        if self.global_pool not in ('avg', ''):
+            raise ValueError(f"global_pool={self.global_pool!r}: use 'avg' or '' (no pooling).")
+        if self.output not in ('eat', 'logits'):
+            raise ValueError(f"output={self.output!r}: use 'eat' (an EATOutput) or 'logits' (a tensor, as timm).")
         if self.hybrid and any(t == 'D' for s in self.stage_spec[:2] for t in s):
             raise ValueError("hybrid=True replaces stages 1-2 by convolutions, but they hold D blocks in stage_spec.")
 
@@ -92,7 +107,10 @@ class EATConfig:
 
     @classmethod
     def make(cls, **kwargs) -> EATConfig:
-        "Build from keyword arguments, naming any unknown one."
+        "Build from keyword arguments (timm's `window_size=W` sets every stage's window), naming any unknown one."
+        if 'window_size' in kwargs:
+            w = kwargs.pop('window_size')
+            kwargs['window_sizes'] = [int(w)] * 4 if isinstance(w, (int, float)) else list(w)
         known = {f.name for f in fields(cls)}
         if unknown := sorted(set(kwargs) - known):
             raise TypeError(f"Unknown EAT option(s) {unknown}; valid options: {sorted(known)}.")
@@ -167,15 +185,15 @@ torch.export.register_dataclass(EATOutput)
 class EAT(nn.Module):
     "EAT: DAT v1 whose deformable blocks use learned interest points and the exploration offset rule."
     def __init__(self, cfg: EATConfig | None = None, # a full configuration (else built from `kwargs`)
-                 **kwargs, # any `EATConfig` field by name, e.g. `dims=[...]`, `reference_pooling='batch'`
+                 **kwargs, # any `EATConfig` field by name, e.g. `dims=[...]`, `img_size=384, window_size=12`
                 ):
         super().__init__()
-        cfg = replace(cfg, **kwargs) if cfg is not None else EATConfig.make(**kwargs)
+        cfg = EATConfig.make(**{**asdict(cfg), **kwargs}) if cfg is not None else EATConfig.make(**kwargs)
         if cfg.img_size % (cfg.patch_size * 8):
             raise ValueError(f"img_size={cfg.img_size} must be a multiple of 8 * patch_size = {cfg.patch_size * 8}.")
         self.cfg = cfg
         stem_k, stem_p = (7, 3) if cfg.use_conv_patches else (cfg.patch_size, 0)
-        self.patch_proj = ConvNorm(3, cfg.dim_stem, stem_k, cfg.patch_size, stem_p, channels_last_in=False)
+        self.patch_proj = ConvNorm(cfg.in_chans, cfg.dim_stem, stem_k, cfg.patch_size, stem_p, channels_last_in=False)
         dpr = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
         fmap, self.stages = cfg.img_size // cfg.patch_size, nn.ModuleList()
         for i in range(4):
@@ -188,20 +206,28 @@ class EAT(nn.Module):
         self.down_projs = nn.ModuleList([ConvNorm(cfg.dims[i], cfg.dims[i + 1], down_k, 2, down_p, bias=False)
                                          for i in range(3)])
         self.cls_norm = LayerNormProxy(cfg.dims[-1])
-        self.cls_head = nn.Linear(cfg.dims[-1], cfg.num_classes)
+        self.num_features = self.head_hidden_size = cfg.dims[-1]
+        self.cls_head = nn.Linear(cfg.dims[-1], cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        self.output_fmt = 'NHWC'  # forward_features gives B x H x W x C, as timm's Swin
+        self.feature_info = [dict(num_chs=cfg.dims[i], reduction=cfg.patch_size * 2 ** i, module=f'stages.{i}')
+                             for i in range(4)]
         self.register_buffer('bins', torch.as_tensor(SCORE_BINS, dtype=torch.float32), persistent=False)
 
     @property
     def num_classes(self) -> int: return self.cfg.num_classes
 
-    def _check_input(self, x: torch.Tensor):
-        s = self.cfg.img_size
-        if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != s or x.shape[3] != s:
-            raise ValueError(f"EAT expects images of shape B x 3 x {s} x {s} (its img_size), got {tuple(x.shape)}: "
-                             f"resize inputs to {s} px (eat's transforms do) or build the model with img_size=...")
+    @property
+    def in_chans(self) -> int: return self.cfg.in_chans
 
-    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, list, list]:
-        "Images -> normalised final feature map (B x H x W x C), sampling positions and interest points of D blocks."
+    def _check_input(self, x: torch.Tensor):
+        s, c = self.cfg.img_size, self.cfg.in_chans
+        if x.ndim != 4 or x.shape[1] != c or x.shape[2] != s or x.shape[3] != s:
+            raise ValueError(f"EAT expects images of shape B x {c} x {s} x {s} (its img_size), got {tuple(x.shape)}: "
+                             f"resize inputs to {s} px (eat's transforms do) or build the model with img_size=... "
+                             f"(weights of another size load: their position tables are resized).")
+
+    def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list, list]:
+        "Images -> normalised final map (B x H x W x C), sampling positions and interest points of the D blocks."
         self._check_input(x)
         x = self.patch_proj(x)
         positions, references = [], []
@@ -211,17 +237,43 @@ class EAT(nn.Module):
             if i < 3: x = self.down_projs[i](x)
         return self.cls_norm(x), positions, references
 
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        "Images -> normalised final feature map, B x H x W x C (timm's `forward_features`)."
+        return self._features(x)[0]
+
+    def forward_intermediates(self, x: torch.Tensor, # images
+                              indices: int | list | None = None, # last n stages if int, all if None, else these
+                              norm: bool = False, # apply the final norm to the last stage's output
+                              stop_early: bool = False, # stop after the last stage asked for (intermediates only)
+                              output_fmt: str = 'NCHW', # 'NCHW' or 'NHWC'
+                              intermediates_only: bool = False, # return only the intermediates
+                             ) -> list | tuple[torch.Tensor, list]:
+        "Each chosen stage's output (timm's feature getter), and the final features unless `intermediates_only`."
+        if output_fmt not in ('NCHW', 'NHWC'): raise ValueError(f"output_fmt={output_fmt!r}: use 'NCHW' or 'NHWC'.")
+        take, last = feature_take_indices(4, indices)
+        self._check_input(x)
+        x, out = self.patch_proj(x), []
+        for i, stage in enumerate(self.stages):
+            x = stage(x)[0]
+            if i in take:
+                y = self.cls_norm(x) if norm and i == 3 else x
+                out.append(y.permute(0, 3, 1, 2).contiguous() if output_fmt == 'NCHW' else y)
+            if intermediates_only and stop_early and i >= last: break
+            if i < 3: x = self.down_projs[i](x)
+        return out if intermediates_only else (self.cls_norm(x), out)
+
     def forward_head(self, x: torch.Tensor, # B x H x W x C features
                      pre_logits: bool = False, # return pooled features instead of logits
                     ) -> torch.Tensor:
-        "Average-pool the features and apply the linear head."
-        x = x.mean(dim=(1, 2))
+        "Pool the features (unless `global_pool=''`) and apply the linear head."
+        if self.cfg.global_pool == 'avg': x = x.mean(dim=(1, 2))
         return x if pre_logits else self.cls_head(x)
 
-    def forward(self, x: torch.Tensor) -> EATOutput:
-        "Images (B x 3 x img_size x img_size, ImageNet-normalised) -> `EATOutput`."
-        feats, positions, references = self.forward_features(x)
+    def forward(self, x: torch.Tensor) -> EATOutput | torch.Tensor:
+        "Images (B x in_chans x img_size x img_size, ImageNet-normalised) -> `EATOutput` (or the head's tensor)."
+        feats, positions, references = self._features(x)
         logits = self.forward_head(feats)
+        if self.cfg.output == 'logits': return logits
         head, dist, score = self.cfg.head_kind, None, None
         if head == 'dist': dist = logits.softmax(-1)
         elif head == 'raw_dist': dist = logits
@@ -229,12 +281,28 @@ class EAT(nn.Module):
         elif head == 'score': score = logits[:, 0] * self.cfg.score_scale
         return EATOutput(logits, dist, score, positions, references)
 
-    def reset_classifier(self, num_classes: int, # new number of outputs
+    def get_classifier(self) -> nn.Module: return self.cls_head
+
+    def reset_classifier(self, num_classes: int, # new number of outputs (0: no head, pooled features out)
+                         global_pool: str | None = None, # 'avg' or '' (no pooling); None keeps the current one
                          head: str = 'auto', # new head type (see `EATConfig.head`)
                         ):
-        "Replace the head, e.g. after pretraining as a classifier, for aesthetics fine-tuning."
-        self.cfg = replace(self.cfg, num_classes=num_classes, head=head)
-        self.cls_head = nn.Linear(self.cfg.dims[-1], num_classes).to(self.cls_head.weight.device)
+        "Replace the head (timm's signature), e.g. after pretraining as a classifier, for aesthetics fine-tuning."
+        if global_pool in ('auto', 'dist', 'raw_dist', 'score', 'classifier'):
+            raise ValueError(f"reset_classifier's second argument is global_pool (timm's order): "
+                             f"pass head={global_pool!r}.")
+        self.cfg = replace(self.cfg, num_classes=num_classes, head=head,
+                           global_pool=self.cfg.global_pool if global_pool is None else global_pool)
+        dev = self.cls_norm.norm.weight.device
+        self.cls_head = nn.Linear(self.cfg.dims[-1], num_classes).to(dev) if num_classes > 0 else nn.Identity()
+
+    @classmethod
+    def from_pretrained(cls, source: str | Path, # a model folder, `local-dir:DIR`, `hf-hub:ORG/NAME` or `ORG/NAME`
+                        **overrides, # config fields to change, e.g. img_size=448, window_size=12
+                       ) -> EAT:
+        "Load a model folder written by `eat.weights.save_pretrained` (or fetched from the Hub), at any input size."
+        from eat.weights import load_pretrained
+        return load_pretrained(source, **overrides)
 
     def set_exploration(self, on: bool) -> int:
         "Offset rule on (exploration) or off (exploitation) in every D block."
@@ -295,16 +363,43 @@ def _resize_table(t: torch.Tensor, size: tuple, channels_last: bool) -> torch.Te
         return F.interpolate(t, size=size, mode='bicubic', align_corners=False).reshape(t.shape[1], -1).T
     return F.interpolate(t.unsqueeze(0), size=size, mode='bicubic', align_corners=False)[0]
 
-# %% ../nbs/03_model.ipynb #90ff5e82
+# %% ../nbs/03_model.ipynb #44b9195a
 _DERIVED = ('relative_position_index', 'attn_mask')  # buffers the model computes from its configuration
+_TABLES = ('relative_position_bias_table', 'rpe_table')  # position tables whose size follows the window / map size
 
+def _unwrap_state(state_dict: dict) -> dict:
+    "The state dict inside a checkpoint dict (`model` / `state_dict` / `model_ema`), without DDP's `module.` prefix."
+    for key in ('model', 'state_dict', 'model_ema'):
+        if key in state_dict and isinstance(state_dict[key], dict): state_dict = state_dict[key]; break
+    return {k.removeprefix('module.'): v for k, v in state_dict.items()}
+
+def _fit_table(model: EAT, key: str, v: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
+    "A position table resized bicubically to the model's `shape` (timm's rule for Swin); None if `key` is no table."
+    leaf = key.rsplit('.', 1)[-1]
+    if leaf not in _TABLES or v.ndim != len(shape): return None
+    if leaf == 'rpe_table' and getattr(model.get_submodule(key.rsplit('.', 1)[0]), 'fixed_pe', False):
+        raise ValueError(f"{key} is a fixed (query x key) bias table of shape {tuple(v.shape)}; it cannot be resized "
+                         f"to {tuple(shape)}: build the model at the checkpoint's img_size (fixed_pes has no resize).")
+    size = (int(round(math.sqrt(shape[0]))),) * 2 if leaf == 'relative_position_bias_table' else tuple(shape[1:])
+    return _resize_table(v.float(), size, leaf == 'relative_position_bias_table').to(v.dtype)
+
+def checkpoint_filter_fn(state_dict: dict, # a checkpoint of this project or timm's (or its `model` entry)
+                         model: EAT, # the model to load into, at any img_size / window size
+                        ) -> dict:
+    "timm's filter for own weights: unwrap, drop derived buffers, resize position tables to the model's sizes."
+    ours, out = model.state_dict(), {}
+    for k, v in _unwrap_state(state_dict).items():
+        if k.rsplit('.', 1)[-1] in _DERIVED: continue
+        if k in ours and ours[k].shape != v.shape and (t := _fit_table(model, k, v, ours[k].shape)) is not None: v = t
+        out[k] = v
+    return out
+
+# %% ../nbs/03_model.ipynb #90ff5e82
 def filter_official(state_dict: dict, # checkpoint of the original code (or its `model` / `state_dict` entry)
                     model: EAT, # the model to load into
                    ) -> tuple[dict, LoadReport]:
     "Map an original DAT/EAT state dict onto `model`: unwrap, drop derived buffers, resize tables, report the rest."
-    for key in ('model', 'state_dict', 'model_ema'):
-        if key in state_dict and isinstance(state_dict[key], dict): state_dict = state_dict[key]; break
-    state_dict = {k.removeprefix('module.'): v for k, v in state_dict.items()}
+    state_dict = _unwrap_state(state_dict)
     ours = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     out, rep = {}, LoadReport()
     for k, v in state_dict.items():
@@ -316,10 +411,8 @@ def filter_official(state_dict: dict, # checkpoint of the original code (or its 
             continue
         if k not in ours: rep.unexpected.append(k); continue
         if ours[k].shape != v.shape:
-            if leaf in ('relative_position_bias_table', 'rpe_table') and v.ndim == ours[k].ndim:
-                size = ((int(round(math.sqrt(ours[k].shape[0]))),) * 2 if leaf == 'relative_position_bias_table'
-                        else tuple(ours[k].shape[1:]))
-                v = _resize_table(v.float(), size, leaf == 'relative_position_bias_table').to(v.dtype)
+            if (t := _fit_table(model, k, v, ours[k].shape)) is not None:
+                v = t
                 rep.resized.append(f"{k} {tuple(state_dict[k].shape)} -> {tuple(v.shape)}")
             elif k.startswith('cls_head.'):
                 rep.dropped.append(f"{k} (shape {tuple(v.shape)}, model has {tuple(ours[k].shape)}: head left at init)")
@@ -400,21 +493,56 @@ VARIANTS: dict[str, EATConfig] = {
 VARIANTS.update({'dat' + k[3:]: replace(v, **_DAT) for k, v in list(VARIANTS.items())})
 
 def create_model(name: str, # a key of `VARIANTS`
-                 **kwargs, # `EATConfig` overrides, e.g. num_classes=1
+                 **kwargs, # `EATConfig` overrides, e.g. num_classes=1, img_size=384, window_size=12
                 ) -> EAT:
-    "Build a named variant."
+    "Build a named variant, at its own input size or another one."
     if name not in VARIANTS: raise ValueError(f"Unknown variant {name!r}; choose one of {sorted(VARIANTS)}.")
     return EAT(VARIANTS[name], **kwargs)
 
+# %% ../nbs/03_model.ipynb #3bc361a1
+_ARCH_FIELDS = ('patch_size', 'dim_stem', 'dims', 'depths', 'stage_spec', 'heads', 'groups', 'hybrid',
+                'interest_points', 'use_conv_patches', 'use_dwc_mlps', 'dwc_pes', 'fixed_pes', 'use_pes')
+
+def variant_name(cfg: EATConfig) -> str | None:
+    "The registered variant whose architecture `cfg` has (sizes, windows and heads aside), or None for a custom one."
+    for name, v in VARIANTS.items():
+        if all(getattr(cfg, f) == getattr(v, f) for f in _ARCH_FIELDS) and cfg.damping == v.damping:
+            return name if name != 'eat_base_384' or cfg.img_size == 384 else 'eat_base'
+    return None
+
 # %% ../nbs/03_model.ipynb #835c6bab
+def _pretrained_cfg(cfg: EATConfig) -> dict:
+    "timm's `pretrained_cfg` for a model of this configuration (input, pooling, head and stem names, normalisation)."
+    s, red = cfg.img_size, cfg.patch_size * 8
+    return dict(input_size=(cfg.in_chans, s, s), pool_size=(s // red, s // red), fixed_input_size=True,
+                interpolation='bilinear', crop_pct=1.0, crop_mode='squash', mean=(0.485, 0.456, 0.406),
+                std=(0.229, 0.224, 0.225), num_classes=cfg.num_classes, first_conv='patch_proj.0',
+                classifier='cls_head',
+                license='apache-2.0', paper_name='EAT: An Enhancer for Aesthetics-Oriented Transformers (ACM MM 2023)')
+
+default_cfgs = generate_default_cfgs({name: _pretrained_cfg(cfg) for name, cfg in VARIANTS.items()})
+
+def _no_weights(pretrained_cfg) -> bool:
+    "True when a `pretrained_cfg` names no weight source (the registry's own cfgs name none)."
+    if pretrained_cfg is None or isinstance(pretrained_cfg, str): return True
+    cfg = pretrained_cfg if isinstance(pretrained_cfg, dict) else asdict(pretrained_cfg)
+    return not any(cfg.get(k) for k in ('file', 'url', 'hf_hub_id', 'state_dict'))
+
 def _timm_entry(name: str):
     def fn(pretrained: bool = False, **kwargs) -> EAT:
-        if pretrained:
-            raise ValueError(f"No weights can be downloaded for {name}: build it with EAT.from_official(config, "
-                             f"checkpoint) or eat.weights.load_weights(path) from files you have.")
-        for k in ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir'): kwargs.pop(k, None)
-        device, dtype = kwargs.pop('device', None), kwargs.pop('dtype', None)
-        return create_model(name, **kwargs).to(device=device, dtype=dtype)
+        if pretrained and all(_no_weights(kwargs.get(k)) for k in ('pretrained_cfg', 'pretrained_cfg_overlay')):
+            raise ValueError(f"No weights can be downloaded for {name}: load a model folder with "
+                             f"timm.create_model('local-dir:DIR', pretrained=True) or EAT.from_pretrained(DIR), or an "
+                             f"original checkpoint with EAT.from_official(config, checkpoint).")
+        src = kwargs.get('pretrained_cfg')
+        if not pretrained and isinstance(src, dict) and src.get('source') in ('local-dir', 'hf-hub'):
+            warnings.warn(f"timm builds {name} from {src.get('file') or src.get('hf_hub_id')} with random weights: "
+                          f"pass pretrained=True to load the folder's weights.")
+        kwargs.setdefault('output', 'logits')  # timm's convention: forward returns a tensor
+        if kwargs.get('pretrained_cfg') is None: kwargs['pretrained_cfg'] = _pretrained_cfg(VARIANTS[name])
+        return build_model_with_cfg(EAT, name, pretrained, model_cfg=VARIANTS[name],
+                                    pretrained_filter_fn=checkpoint_filter_fn,
+                                    feature_cfg=dict(out_indices=(0, 1, 2, 3), feature_cls='getter'), **kwargs)
     fn.__name__ = fn.__qualname__ = name
     fn.__doc__ = f"EAT variant `{name}` (see `eat.model.VARIANTS`)."
     fn.__module__ = __name__

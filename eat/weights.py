@@ -5,6 +5,8 @@
 # %% ../nbs/03b_weights.ipynb #5715079b
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,10 +15,11 @@ from safetensors.torch import load_file, save_file
 import eat
 from .baselines import BaselineConfig, TimmIAA
 from .files import atomic_write, read_json, write_json
-from .model import EAT, EATConfig, LoadReport, load_into, read_state_dict, unwrap
+from .model import (EAT, EATConfig, LoadReport, _pretrained_cfg, checkpoint_filter_fn, load_into, read_state_dict,
+                       unwrap, variant_name)
 
 # %% auto #0
-__all__ = ['save_weights', 'load_weights', 'load_model', 'init_from']
+__all__ = ['save_weights', 'load_weights', 'load_model', 'init_from', 'model_card', 'save_pretrained', 'load_pretrained']
 
 # %% ../nbs/03b_weights.ipynb #47a8f998
 def save_weights(model: EAT, # the model to save
@@ -40,7 +43,7 @@ def save_weights(model: EAT, # the model to save
 def load_weights(path: str | Path, # a `.safetensors` file written by `save_weights`
                  **overrides, # config fields to change, e.g. reference_pooling='batch'
                 ):
-    "Rebuild the model (EAT, or a timm baseline) from its JSON config and load its weights strictly."
+    "Rebuild the model (EAT, or a timm baseline) from its JSON config and load its weights (tables fit `img_size`)."
     path = Path(path)
     cfg_path = path.with_suffix('.json')
     if not path.is_file(): raise FileNotFoundError(f"No weights at {str(path)!r}.")
@@ -50,16 +53,21 @@ def load_weights(path: str | Path, # a `.safetensors` file written by `save_weig
     meta = read_json(cfg_path)
     cfg = {**meta['config'], **overrides}
     model = TimmIAA(BaselineConfig(**cfg)) if meta.get('arch') == 'timm' else EAT(EATConfig(**cfg))
-    model.load_state_dict(load_file(str(path)), strict=True)
+    sd = load_file(str(path))
+    model.load_state_dict(checkpoint_filter_fn(sd, model) if isinstance(model, EAT) else sd, strict=True)
     model.set_exploration(meta.get('offset_rule_on', True))
     return model.eval()
 
 # %% ../nbs/03b_weights.ipynb #92594fa6
-def load_model(weights: str | Path, # `.safetensors` (own format) or an original `.pth` checkpoint
+def load_model(weights: str | Path, # a model folder, `hf-hub:ORG/NAME`, own `.safetensors` or an original `.pth`
                config: str | Path | None = None, # the original YAML config, needed for original checkpoints
                **overrides, # `EATConfig` fields to change
               ) -> EAT:
-    "Load any weights a user may hold: the project's own, or an original checkpoint with its config."
+    "Load any weights a user may hold: a model folder (or Hub id), the project's own, or an original checkpoint."
+    if str(weights).startswith(('hf-hub:', 'local-dir:')) or Path(weights).is_dir():
+        if config is not None: raise ValueError(f"{str(weights)!r} is a model folder, which carries its own config: "
+                                                f"drop the YAML config ({str(config)!r}).")
+        return load_pretrained(weights, **overrides)
     weights = Path(weights)
     if not weights.is_file(): raise FileNotFoundError(f"No weights at {str(weights)!r}.")
     if weights.suffix == '.safetensors' and weights.with_suffix('.json').is_file() and config is None:
@@ -71,10 +79,165 @@ def load_model(weights: str | Path, # `.safetensors` (own format) or an original
 
 # %% ../nbs/03b_weights.ipynb #63f3b8b4
 def init_from(model: EAT, # the model to initialise (changed in place)
-              path: str | Path, # an original `.pth` checkpoint or own `.safetensors` weights
+              path: str | Path, # an original `.pth` checkpoint, own `.safetensors` weights or a model folder
               verbose: bool = False, # print what did not load as it is
              ) -> LoadReport:
     "Initialise `model` from weights of the same architecture; returns what was left at init, resized or dropped."
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"init={str(path)!r} does not exist: give a .pth or .safetensors")
+    if path.is_dir(): path = _resolve_folder(path) / 'model.safetensors'
+    if not path.is_file():
+        raise FileNotFoundError(f"init={str(path)!r} does not exist: give a .pth, a .safetensors or a model folder")
     return load_into(model, read_state_dict(path), path.name, verbose)
+
+# %% ../nbs/03b_weights.ipynb #e813d703
+_HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$')  # ORG/NAME, optionally @revision
+_FOLDER_FILES = ('config.json', 'model.safetensors')
+_RUNTIME = ('output', 'grad_checkpointing')  # EATConfig fields that describe a use, not the weights
+
+def _folder_config(model: EAT | TimmIAA, card: dict) -> dict:
+    "config.json of a model folder: timm's `architecture`, `pretrained_cfg`, `model_args`; the project's under `eat`."
+    eat_cfg = asdict(model.cfg)
+    rule_on = any(getattr(m, 'rule_on', False) for m in model.modules())
+    if isinstance(model, TimmIAA):
+        s = model.cfg.img_size
+        pcfg = {k: v for k, v in model.net.pretrained_cfg.items() if k not in ('url', 'file', 'hf_hub_id',
+                                                                                 'state_dict')}
+        pcfg.update(input_size=(3, s, s), num_classes=model.cfg.num_classes)
+        args = {**getattr(model.net, '_model_args', {}), 'num_classes': model.cfg.num_classes}
+        arch, variant = model.cfg.timm_name, None
+    else:
+        variant = variant_name(model.cfg)
+        arch = variant or ('eat_tiny' if model.cfg.interest_points else 'dat_tiny')  # model_args rebuild it exactly
+        pcfg = _pretrained_cfg(model.cfg)
+        args = {k: v for k, v in eat_cfg.items() if k not in _RUNTIME}
+    n_feat = getattr(model.net if isinstance(model, TimmIAA) else model, 'num_features', None)
+    return {'architecture': arch, 'num_classes': model.cfg.num_classes, 'num_features': n_feat,
+            'global_pool': eat_cfg.get('global_pool', 'avg'), 'pretrained_cfg': {'architecture': arch, **pcfg},
+            'model_args': args,
+            'eat': {'eat_version': eat.__version__, 'arch': 'timm' if isinstance(model, TimmIAA) else 'eat',
+                    'variant': variant, 'config': eat_cfg, 'offset_rule_on': rule_on, 'card': card}}
+
+# %% ../nbs/03b_weights.ipynb #77b3cb1a
+def _fmt_metric(v) -> tuple[str, str]:
+    "A metric given as a number, (value, low, high) or {'value', 'ci'|'low'/'high'} -> (value, 95% interval) text."
+    lo = hi = None
+    if isinstance(v, dict): v, lo, hi = v.get('value'), *(v.get('ci') or (v.get('low'), v.get('high')))
+    elif isinstance(v, (list, tuple)): v, lo, hi = (*v, None, None)[:3]
+    f = lambda x: f"{x:.4f}" if isinstance(x, float) else str(x)
+    return f(v), (f"{f(lo)} to {f(hi)}" if lo is not None and hi is not None else 'not given')
+
+def _load_lines(is_eat: bool) -> list[str]:
+    "The card's Python lines that load the folder (DIR stands for its path)."
+    ours = (["from eat.model import EAT", "model = EAT.from_pretrained('DIR')  # forward: EATOutput (.score, .dist)"]
+            if is_eat else ["from eat.weights import load_model", "model = load_model('DIR')  # EATOutput (.score)"])
+    return ours + ["import timm, eat.model  # importing eat.model registers the EAT variants with timm",
+                   "net = timm.create_model('local-dir:DIR', pretrained=True)  # timm's way: forward returns logits"]
+
+def model_card(config: dict) -> str:
+    "The `README.md` of a model folder, from its `config.json`: what it is, how to load it, what it was tested on."
+    e, card = config['eat'], dict(config['eat'].get('card') or {})
+    c, unknown = e['config'], 'unknown (not recorded when the folder was saved)'
+    size = c['img_size']
+    kind = {'dist': '10-bin score distribution (softmax) and its mean', 'raw_dist': '10 raw outputs read as the score '
+            'distribution (original checkpoints)', 'score': 'one score',
+            'classifier': f"{c['num_classes']} class logits"}
+    head = kind.get(EATConfig.make(**c).head_kind if e['arch'] == 'eat' else
+                    {10: 'dist', 1: 'score'}.get(c['num_classes'], 'classifier'), 'a classifier')
+    name = card.pop('name', None) or e.get('variant') or config['architecture']
+    lines = ['---', 'library_name: timm', 'license: apache-2.0', 'tags: [image-aesthetics-assessment, timm, eat]',
+             '---',
+             f"# {name}", '',
+             f"An image-aesthetics model of the `eat` project: `{config['architecture']}`"
+             + ('' if e.get('variant') or e['arch'] == 'timm' else
+                ' layout with a custom configuration (see `model_args`)')
+             + f", {size}x{size} px input, head: {head}.", '',
+             '## Load it', '', '```python', *_load_lines(e['arch'] == 'eat'), '```',
+             'Command line: `eat-score --weights DIR IMAGES...`, `eat-evaluate --weights DIR ...`.', '',
+             '## Training data and protocol', '',
+             f"- Data set: {card.pop('dataset', None) or unknown}",
+             f"- Split protocol: {card.pop('split', None) or unknown}",
+             f"- Commit: {card.pop('commit', None) or unknown}", '']
+    metrics = card.pop('metrics', None)
+    lines += ['## Metrics', '']
+    if metrics:
+        lines += ['| metric | value | 95% interval |', '|---|---|---|']
+        lines += [f"| {k} | {' | '.join(_fmt_metric(v))} |" for k, v in metrics.items()]
+    else: lines.append(f"Metrics: {unknown}.")
+    if card:
+        lines += ['', '## Other facts', ''] + [f"- {k}: {json.dumps(v) if not isinstance(v, str) else v}"
+                                                for k, v in card.items()]
+    lines += ['', f"Saved by eat {e['eat_version']}; offset rule {'on' if e.get('offset_rule_on') else 'off'} at save "
+              "time. EAT: He et al., *EAT: An Enhancer for Aesthetics-Oriented Transformers*, ACM MM 2023.", '']
+    return '\n'.join(lines)
+
+# %% ../nbs/03b_weights.ipynb #80cd8af1
+def save_pretrained(model: EAT | TimmIAA, # the trained model (DDP / compiled wrappers are unwrapped)
+                    folder: str | Path, # the model folder to write (created; existing files are replaced)
+                    card: dict | None = None, # facts for the model card: dataset, split, metrics, commit, name, ...
+                   ) -> Path:
+    "Save `model` as a timm / Hugging Face model folder: `config.json`, `model.safetensors`, a model card `README.md`."
+    model = unwrap(model)
+    if not isinstance(model, (EAT, TimmIAA)):
+        raise TypeError(f"save_pretrained takes an EAT or a baseline (TimmIAA), got {type(model).__name__}.")
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir(): raise NotADirectoryError(f"{str(folder)!r} exists and is not a folder.")
+    card = json.loads(json.dumps(card or {}, default=float))  # JSON-able (numpy numbers become floats)
+    net = model.net if isinstance(model, TimmIAA) else model  # timm loads a baseline's inner network as it is
+    tensors = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    config = _folder_config(model, card)
+    atomic_write(folder / 'model.safetensors', lambda tmp: save_file(tensors, tmp, metadata={'format': 'pt'}))
+    write_json(folder / 'config.json', config)
+    atomic_write(folder / 'README.md', lambda tmp: Path(tmp).write_text(model_card(config)))
+    return folder
+
+# %% ../nbs/03b_weights.ipynb #9b6fef78
+def _fetch_hub(repo: str) -> Path:
+    "Download a Hub model folder (config, weights, card) into huggingface_hub's cache; a clear error without network."
+    repo_id, _, revision = repo.partition('@')
+    try: from huggingface_hub import snapshot_download
+    except ImportError: raise ImportError(f"Loading {repo_id!r} from the Hugging Face Hub needs huggingface_hub: "
+                                          "pip install huggingface_hub.") from None
+    files = [*_FOLDER_FILES, 'README.md']
+    try: return Path(snapshot_download(repo_id, revision=revision or None, allow_patterns=files))
+    except Exception as e:
+        why = (str(e).strip().splitlines() or [''])[0][:200]
+        raise OSError(f"Could not fetch the model {repo_id!r} from the Hugging Face Hub ({type(e).__name__}: {why}). "
+                      f"Check the id and the network; on a machine without network, download the folder elsewhere "
+                      f"(hf download {repo_id} --local-dir DIR), copy it here and load DIR.") from e
+
+def _resolve_folder(source: str | Path) -> Path:
+    "The local folder behind a folder path, `local-dir:DIR`, `hf-hub:ORG/NAME` or `ORG/NAME`."
+    s = str(source)
+    if s.startswith('local-dir:'): s = s.removeprefix('local-dir:')
+    elif s.startswith('hf-hub:'): return _fetch_hub(s.removeprefix('hf-hub:'))
+    elif not Path(s).exists() and _HUB_ID.match(s): return _fetch_hub(s)
+    folder = Path(s)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No model folder at {s!r}: give a folder written by eat.weights.save_pretrained "
+                                f"(config.json + model.safetensors), or a Hub id as hf-hub:ORG/NAME.")
+    if missing := [f for f in _FOLDER_FILES if not (folder / f).is_file()]:
+        raise FileNotFoundError(f"{s!r} is not a model folder: it lacks {', '.join(missing)} "
+                                f"(eat.weights.save_pretrained writes both).")
+    return folder
+
+# %% ../nbs/03b_weights.ipynb #5109b720
+def load_pretrained(source: str | Path, # a model folder, `local-dir:DIR`, `hf-hub:ORG/NAME` or `ORG/NAME`
+                    **overrides, # config fields to change, e.g. img_size=448, window_size=12, output='logits'
+                   ) -> EAT | TimmIAA:
+    "Rebuild a model from a model folder and load its weights (position tables resized to another `img_size`)."
+    folder = _resolve_folder(source)
+    config = read_json(folder / 'config.json')
+    e = config.get('eat')
+    if not isinstance(e, dict) or 'config' not in e:
+        raise ValueError(f"{str(folder / 'config.json')!r} has no 'eat' entry: it was not written by "
+                         f"eat.weights.save_pretrained. Load a plain timm folder with timm.create_model('local-dir:"
+                         f"{folder}', pretrained=True).")
+    sd = load_file(str(folder / 'model.safetensors'))
+    if e.get('arch') == 'timm':
+        model = TimmIAA(BaselineConfig(**{**e['config'], **overrides}))
+        model.net.load_state_dict(sd, strict=True)
+        return model.eval()
+    model = EAT(EATConfig.make(**{**e['config'], 'output': 'eat', 'grad_checkpointing': False, **overrides}))
+    model.load_state_dict(checkpoint_filter_fn(sd, model), strict=True)
+    model.set_exploration(e.get('offset_rule_on', True))
+    return model.eval()
