@@ -91,7 +91,7 @@ def evaluate_weights(weights: str | Path,  # `.safetensors` (own) or an original
     if batch_size: cfg = replace(cfg, batch_size=batch_size)
     if split not in ("train", "val", "test", "all"): raise ValueError(f"split={split!r}: use train, val, test or all")
     rt = setup_runtime(cfg)
-    model = load_model(weights, model_config, **({"img_size": cfg.data.img_size} if model_config else {}))
+    model = load_model(weights, model_config, img_size=cfg.data.img_size)  # tables resized if trained at another size
     model = model.to(rt.device).eval()
     if cfg.data.kind == "scenes":
         data = build_data(cfg)
