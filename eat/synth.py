@@ -29,8 +29,8 @@ from .images import IMAGENET_MEAN, IMAGENET_STD
 # %% auto #0
 __all__ = ['OBJECTS', 'SCENES', 'FG_WEIGHTS', 'BG_WEIGHTS', 'FACTORS', 'THIRDS_POINTS', 'SCORE_MEAN', 'SCORE_SPREAD', 'NOISE_SD',
            'Q_MEAN', 'Q_STD', 'R_MIN', 'R_MAX', 'R_SWITCH', 'MAX_CLUTTER', 'MAX_TILT', 'MAX_EV', 'VOTES_MEAN',
-           'GENERATOR_VERSION', 'sample_scene', 'scene_factors', 'latent_score', 'render_scene', 'sample_votes',
-           'make_synthetic_ava', 'main', 'SyntheticScenes']
+           'GENERATOR_VERSION', 'sample_scene', 'scene_factors', 'latent_score', 'render_scene', 'object_alpha',
+           'sample_votes', 'make_synthetic_ava', 'main', 'SyntheticScenes']
 
 # %% ../nbs/04c_synth.ipynb #ee5eb843
 OBJECTS = ("circle", "square", "triangle", "star", "cross", "ring", "diamond", "hexagon")  # object classes
@@ -142,16 +142,24 @@ def render_scene(p: dict,  # output of `sample_scene`
     sig_bg = p["b_bokeh"] * 0.035 * S
     if sig_bg > 0.2: img = img.filter(ImageFilter.GaussianBlur(sig_bg))
     bg = np.asarray(img, np.float32) / 255
-    m = Image.new("L", (2 * S, 2 * S), 0)
-    _draw_object(ImageDraw.Draw(m), p["object_class"], 2 * S * p["cx"], 2 * S * p["cy"], 2 * S * p["radius"],
-                 p["rotation"])
-    mask = np.asarray(m.resize((S, S), Image.BOX), np.float32)[..., None] / 255
+    mask = object_alpha(p, S)[..., None]
     th, period = math.radians(p["rotation"]), max(3.0, p["radius"] * S / 2.5)
     stripes = 0.78 + 0.22 * np.sign(np.sin(2 * math.pi * (xx * math.cos(th) + yy * math.sin(th)) * S / period))
     pre = np.clip(_hsv(p["obj_hue"], 0.75, 0.8) * stripes[..., None] * 2.0 ** p["ev"], 0, 1) * mask
     sig_fg = (1 - p["f_sharp"]) * 0.03 * S
     if sig_fg > 0.2: pre, mask = _blur(pre, sig_fg), _blur(mask, sig_fg)
     return (np.clip(bg * (1 - mask) + pre, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+# %% ../nbs/04c_synth.ipynb #objmaskcd
+def object_alpha(p,  # a scene (`sample_scene`) or a `factors.csv` row: object_class, cx, cy, radius, rotation
+                 size: int,  # image side in pixels
+                ) -> np.ndarray:
+    "The object's coverage of each pixel, `size x size` floats in [0, 1] (drawn at 2x and box-filtered)."
+    m = Image.new("L", (2 * size, 2 * size), 0)
+    _draw_object(ImageDraw.Draw(m), int(p["object_class"]), 2 * size * p["cx"], 2 * size * p["cy"],
+                 2 * size * p["radius"], p["rotation"])
+    return np.asarray(m.resize((size, size), Image.BOX), np.float32) / 255
+
 
 # %% ../nbs/04c_synth.ipynb #0e8feb1d
 def sample_votes(rng: np.random.Generator,  # the image's own generator
