@@ -65,12 +65,16 @@ class DeformableAttention(nn.Module):
                  interest_points: bool = True, # EAT's learned interest points; False: DAT's uniform grid
                  damping: float = 0.25, # the offset rule's lambda (1.0 turns the rule off)
                  reference_pooling: Literal['image', 'batch'] = 'image', # per-image points, or the original batch mean
+                 interest_init: Literal['original', 'grid'] = 'original', # 'grid': points start on DAT's grid
                 ):
         super().__init__()
         if n_heads % n_groups:
             raise ValueError(f"n_heads={n_heads} must be a multiple of n_groups={n_groups}.")
         if reference_pooling not in ('image', 'batch'):
             raise ValueError(f"reference_pooling={reference_pooling!r}: use 'image' (batch-independent) or 'batch'.")
+        if interest_init not in ('original', 'grid'):
+            raise ValueError(f"interest_init={interest_init!r}: use 'original' (released code) or 'grid' "
+                             "(points start on DAT's grid).")
         if not 0 <= damping <= 1: raise ValueError(f"damping={damping} must lie in [0, 1].")
         self.q_size, self.n_heads, self.n_head_channels = (q_size, q_size), n_heads, n_head_channels
         self.nc = n_heads * n_head_channels
@@ -78,6 +82,7 @@ class DeformableAttention(nn.Module):
         self.offset_range_factor, self.use_pe, self.dwc_pe = offset_range_factor, use_pe, dwc_pe
         self.no_off, self.fixed_pe = no_off, fixed_pe
         self.interest_points, self.damping, self.reference_pooling = interest_points, float(damping), reference_pooling
+        self.interest_init = interest_init
         self.rule_on = True  # runtime state: the offset rule applies (exploration phase)
         self.attn_drop = attn_drop
         k = _OFFSET_KERNELS[stage_idx]
@@ -97,6 +102,9 @@ class DeformableAttention(nn.Module):
         else: self.rpe_table = None
         if isinstance(self.rpe_table, nn.Parameter): trunc_normal_(self.rpe_table, std=0.01)
         if interest_points: self.ref_point14 = nn.Conv2d(self.nc, 2, 1)  # interest points (original key name)
+        if interest_points and interest_init == 'grid':  # zero conv: the points start exactly on the grid
+            nn.init.zeros_(self.ref_point14.weight); nn.init.zeros_(self.ref_point14.bias)
+            self.register_buffer('grid_logit', uniform_grid(Hk, Wk, torch.float64).atanh().float(), persistent=False)
         self.register_buffer('offset_range', torch.tensor([1. / Hk, 1. / Wk]) * offset_range_factor, persistent=False)
         self.register_buffer('kv_grid', uniform_grid(Hk, Wk), persistent=False)
         self.register_buffer('q_grid_xy', uniform_grid(q_size, q_size).flip(-1).view(1, q_size * q_size, 1, 2),
@@ -112,12 +120,13 @@ class DeformableAttention(nn.Module):
         return x.reshape(B, H, W, g, gc).permute(0, 3, 1, 2, 4).reshape(B * g, H, W, gc).permute(0, 3, 1, 2)
 
     def reference_points(self, x: torch.Tensor) -> torch.Tensor:
-        "Interest points (tanh of a 1x1 conv of the block input) or DAT's grid, `(B*g) x Hk x Wk x 2`."
+        "Interest points (tanh of a 1x1 conv of the block input [+ atanh(grid)]) or DAT's grid, `(B*g) x Hk x Wk x 2`."
         B, g = x.shape[0], self.n_groups
         if not self.interest_points:
             return self.kv_grid.to(x.dtype).expand(B * g, -1, -1, -1)
         ref = self._linear(x, self.ref_point14)  # B x H x W x 2
         if self.reference_pooling == 'batch': ref = ref.mean(0, keepdim=True).expand(B, -1, -1, -1)
+        if self.interest_init == 'grid': ref = ref + self.grid_logit.to(ref.dtype)
         return ref.tanh().unsqueeze(1).expand(-1, g, -1, -1, -1).reshape(B * g, *ref.shape[1:])
 
     def forward(self, x: torch.Tensor, # B x H x W x C block input (after LayerNorm)

@@ -61,6 +61,7 @@ class EATConfig:
     interest_points: bool = True  # EAT's learned interest points (False: DAT's uniform grid)
     damping: float = 0.25  # the offset rule's lambda (the paper's symbol; 1.0: rule off, plain DAT)
     reference_pooling: str = 'image'  # 'image': batch-independent scores; 'batch': the released code's batch mean
+    interest_init: str = 'original'  # 'original': released code's init; 'grid': interest points start on DAT's grid
     head: str = 'auto'  # 'dist' (softmax, 10 bins) | 'raw_dist' (original: no softmax) | 'score' | 'classifier'
     score_scale: float = 10.0  # single-score head: score = output * score_scale (the original trains on score/10)
     global_pool: str = 'avg'  # 'avg': mean over the final map; '': none (timm's `reset_classifier(0, '')`)
@@ -86,6 +87,8 @@ class EATConfig:
             if bad := set(s) - {'L', 'S', 'D'}: raise ValueError(f"stage_spec[{i}] has unknown block types {bad}.")
         if self.reference_pooling not in ('image', 'batch'):
             raise ValueError(f"reference_pooling={self.reference_pooling!r}: use 'image' or 'batch'.")
+        if self.interest_init not in ('original', 'grid'):
+            raise ValueError(f"interest_init={self.interest_init!r}: use 'original' or 'grid'.")
         if self.head not in ('auto', 'dist', 'raw_dist', 'score', 'classifier'):
             raise ValueError(f"head={self.head!r}: use 'dist', 'raw_dist', 'score', 'classifier' or 'auto'.")
         if self.head_kind in ('dist', 'raw_dist') and self.num_classes != 10:
@@ -147,7 +150,7 @@ class TransformerStage(nn.Module):
                 self.attns.append(DeformableAttention(
                     fmap_size, heads, dim // heads, cfg.groups[i], cfg.attn_drop_rate, cfg.drop_rate, cfg.strides[i],
                     cfg.offset_range_factor[i], cfg.use_pes[i], cfg.dwc_pes[i], cfg.no_offs[i], cfg.fixed_pes[i], i,
-                    cfg.interest_points, cfg.damping, cfg.reference_pooling))
+                    cfg.interest_points, cfg.damping, cfg.reference_pooling, cfg.interest_init))
         self.drop_path = nn.ModuleList([DropPath(p) if p > 0 else nn.Identity() for p in drop_path])
         self.grad_checkpointing = cfg.grad_checkpointing
 
