@@ -163,7 +163,7 @@ def build_report(runs_root: str | Path, # experiments/runs/<scale>
             _save(fig, out / f'fig_{fname}.png'); parts.append(f'![{label}](fig_{fname}.png)\n')
     # attention and Optuna: copy their side files' figures and numbers
     for sub, title in (('attention/figures', 'Attention: where DAT and EAT sample keys'),
-                       ('optuna/search', 'Table 7: Optuna search')):
+                       ('optuna/eat', 'Table 7: Optuna search, EAT'), ('optuna/dat', 'Table 7b: Optuna search, DAT')):
         rj = Path(runs_root) / sub / 'results.json'
         if not rj.is_file(): continue
         r = read_json(rj)
@@ -171,8 +171,9 @@ def build_report(runs_root: str | Path, # experiments/runs/<scale>
         for fig in r.get('figures', []):
             src = Path(runs_root) / sub / fig
             if src.is_file():
-                (out / f'{sub.split("/")[0]}_{src.name}').write_bytes(src.read_bytes())
-                parts.append(f'![{src.stem}]({sub.split("/")[0]}_{src.name})\n')
+                name = f'{sub.replace("/", "_")}_{src.name}'
+                (out / name).write_bytes(src.read_bytes())
+                parts.append(f'![{src.stem}]({name})\n')
     report = out / 'REPORT.md'
     report.write_text('\n'.join(parts))
     return report

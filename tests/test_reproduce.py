@@ -42,14 +42,18 @@ def test_report_has_every_table_and_figure(smoke):
     root, _ = smoke
     res = root / 'results/smoke'
     report = (res / 'REPORT.md').read_text()
-    for title in ['Table 1: main comparison', 'Table 2: component ablation', 'Table 3a: damping sweep',
-                  'Table 3b: exploration length', 'Table 4: background sensitivity', 'Table 5: validation SRCC',
-                  'Attention', 'Table 7: Optuna search', 'not AVA numbers']:
+    for title in ['Table 1: main comparison', 'Table 1b: timm baselines', 'Table 2: component ablation',
+                  'Table 3a: damping sweep', 'Table 3b: exploration length', 'Table 4: background sensitivity',
+                  'Table 5: validation SRCC', 'Attention', 'Table 7: Optuna search, EAT', 'Table 7b: Optuna search, DAT',
+                  'not AVA numbers']:
         assert title in report, title
     main = pd.read_csv(res / 'table1_main.csv')
-    assert {'EAT', 'EAT (Optuna-tuned)', 'DAT', 'ConvNeXt (timm, shrunk)'} <= set(main.configuration)
+    assert set(main.configuration) == {'pretrained backbone, no fine-tuning', 'DAT', 'DAT (Optuna-tuned)', 'EAT',
+                                       'EAT (Optuna-tuned)', 'EAT, original interest-point init'}
     assert main.SRCC.notna().all()
-    for fig in ['fig_convergence.png', 'fig_table3a_damping.png', 'optuna_optuna_history.png']:
+    assert list(pd.read_csv(res / 'table1b_baselines.csv').configuration) == ['ConvNeXt (timm, shrunk)']
+    for fig in ['fig_convergence.png', 'fig_table3a_damping.png', 'optuna_eat_optuna_history.png',
+                'optuna_dat_optuna_history.png']:
         assert (res / fig).stat().st_size > 5_000, fig
     assert list(res.glob('attention_attention_*.png'))
     ablation = pd.read_csv(res / 'table2_ablation.csv')
