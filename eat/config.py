@@ -13,7 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from .baselines import BASELINES, BaselineConfig
+from .baselines import BASELINES, FREEZE, BaselineConfig
+from .data import READERS
 from .files import atomic_write
 from .model import VARIANTS, EATConfig
 
@@ -25,7 +26,7 @@ __all__ = ['CONFIGS', 'DataConfig', 'TrainConfig', 'check_config', 'apply_overri
 @dataclass
 class DataConfig:
     "Where the images and labels come from, how they are split, transformed and read."
-    kind: str = "synthetic"  # synthetic (eat-synth folder) | ava | pyiqa_ava | tad66k | csv | scenes (classification)
+    kind: str = "synthetic"  # synthetic (eat-synth folder) | a reader of eat.data.READERS (ava, pyiqa_ava, tad66k, aadb, flickr_aes, csv) | scenes
     root: str = ""  # synthetic: the eat-synth folder (made if missing); others: the image folder
     labels: str = ""  # ava: AVA.txt; pyiqa_ava: pyiqa's meta_info_AVADataset.csv; tad66k / csv: the label CSV
     synth_n: int = 600  # synthetic: number of images when the folder has to be generated
@@ -84,11 +85,11 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)  # the data section
 
 # %% ../nbs/06_config.ipynb #49489b58
-_CHOICES = {"model": sorted(VARIANTS) + sorted(BASELINES), "freeze": ["none", "backbone", "early"], "task": ["iaa", "classify"],
+_CHOICES = {"model": sorted(VARIANTS) + sorted(BASELINES), "freeze": list(FREEZE), "task": ["iaa", "classify"],
             "target": ["auto", "dist", "score"], "optimizer": ["adam", "adamw"],
             "schedule": ["step", "cosine", "constant"], "precision": ["auto", "fp32", "bf16", "fp16"],
             "device": ["auto", "cpu", "cuda"],
-            "data.kind": ["synthetic", "ava", "pyiqa_ava", "tad66k", "csv", "scenes"],
+            "data.kind": [*READERS, "scenes"],  # every label format of eat.data, or the scene stream
             "data.scene_labels": ["object", "scene", "joint"]}
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
