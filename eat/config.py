@@ -26,7 +26,7 @@ __all__ = ['CONFIGS', 'DataConfig', 'TrainConfig', 'check_config', 'apply_overri
 @dataclass
 class DataConfig:
     "Where the images and labels come from, how they are split, transformed and read."
-    kind: str = "synthetic"  # synthetic (eat-synth folder) | a reader of eat.data.READERS (ava, pyiqa_ava, tad66k, aadb, flickr_aes, csv) | scenes
+    kind: str = "synthetic"  # synthetic (eat-synth folder) | a key of eat.data.READERS (ava, tad66k, ...) | scenes
     root: str = ""  # synthetic: the eat-synth folder (made if missing); others: the image folder
     labels: str = ""  # ava: AVA.txt; pyiqa_ava: pyiqa's meta_info_AVADataset.csv; tad66k / csv: the label CSV
     synth_n: int = 600  # synthetic: number of images when the folder has to be generated
