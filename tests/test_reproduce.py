@@ -55,7 +55,7 @@ def test_report_has_every_table_and_figure(smoke):
     for fig in ['fig_convergence.png', 'fig_table3a_damping.png', 'optuna_eat_optuna_history.png',
                 'optuna_dat_optuna_history.png']:
         assert (res / fig).stat().st_size > 5_000, fig
-    assert list(res.glob('attention_attention_*.png'))
+    assert list(res.glob('attention_figures_attention_*.png'))
     ablation = pd.read_csv(res / 'table2_ablation.csv')
     assert len(ablation) == 5
 
