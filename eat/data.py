@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 import eat
+from .files import write_json
 from .images import MAX_PIXELS, BadImageError, ImageCache, build_transform, open_image
 
 # %% auto #0
@@ -487,7 +488,7 @@ def save_split(split: pd.DataFrame,  # output of `make_split` or `split_from_fil
     split.sort_values("image_id", kind="stable").to_csv(csv_path, index=False, lineterminator="\n")
     prov = {**{k: v for k, v in split.attrs.items()}, **extra, "counts": counts, "n_total": int(len(split)),
             "csv": csv_path.name, "csv_sha256": file_sha256(csv_path), "eat_version": eat.__version__}
-    csv_path.with_suffix(".json").write_text(json.dumps(prov, indent=1, sort_keys=True, default=str) + "\n")
+    write_json(csv_path.with_suffix(".json"), dict(sorted(prov.items())))
     return csv_path
 
 def load_split(csv_path: str | Path,  # CSV written by `save_split`

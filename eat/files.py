@@ -39,6 +39,7 @@ def _json_default(o):
     if isinstance(o, np.floating): return float(o)
     if isinstance(o, np.ndarray): return o.tolist()
     if isinstance(o, Path): return str(o)
+    if isinstance(o, (set, frozenset)): return sorted(o)
     if hasattr(o, 'item') and callable(o.item): return o.item()  # 0-d tensors
     raise TypeError(f'not JSON-able: {type(o).__name__}')
 

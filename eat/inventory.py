@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from collections import Counter
@@ -19,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from .data import READERS
+from .files import write_json
 from .images import BAD_REASONS, MAX_PIXELS, BadImageError, open_image
 
 # %% auto #0
@@ -127,7 +127,7 @@ def write_report(report: pd.DataFrame,  # output of `scan_images`
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     csv, js = out / "inventory.csv", out / "inventory.json"
     report.to_csv(csv, index=False, lineterminator="\n")
-    js.write_text(json.dumps({**summarize(report), "settings": settings}, indent=1, default=str) + "\n")
+    write_json(js, {**summarize(report), "settings": settings})
     return csv, js
 
 def exclude_bad(table: pd.DataFrame,  # the common table

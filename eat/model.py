@@ -9,7 +9,6 @@ import math
 import warnings
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -21,7 +20,7 @@ from timm.models import build_model_with_cfg, generate_default_cfgs, register_mo
 from timm.models._features import feature_take_indices
 
 from .layers import (ConvNorm, ConvStage, LayerNormProxy, LocalAttention, ShiftWindowAttention, TransformerMLP,
-                        TransformerMLPWithConv, relative_position_index, shifted_window_mask)
+                        TransformerMLPWithConv)
 from .deform import DeformableAttention, set_exploration
 from .data import SCORE_BINS
 

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -19,6 +18,7 @@ from tqdm.auto import tqdm
 
 from .data import (IMAGE_EXTS, PYIQA_SPLITS, SPLITS, _label_text, _pick, _rows, file_sha256, normalise_id,
                       read_id_list)
+from .files import write_json
 
 # %% auto #0
 __all__ = ['SPLIT_WORDS', 'ID_COLUMNS', 'split_from_name', 'read_split_file', 'audit_splits', 'format_audit', 'main']
@@ -207,6 +207,6 @@ def main(argv: list[str] | None = None,  # arguments (default: sys.argv[1:])
     print(format_audit(rep))
     if a.json:
         Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps(rep, indent=1, default=sorted) + "\n")
+        write_json(a.json, rep)
         print(f"report: {a.json}")
     return 0

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 import eat
 from .data import SYNTH_FACTORS, read_synthetic
+from .files import write_json
 from .images import IMAGENET_MEAN, IMAGENET_STD
 
 # %% auto #0
@@ -240,7 +241,7 @@ def make_synthetic_ava(out_dir: str | Path,  # folder to write AVA.txt, images/,
     meta.update(eat_version=eat.__version__, seconds=round(time.perf_counter() - t0, 2), formula={
         "fg_weights": FG_WEIGHTS, "bg_weights": BG_WEIGHTS, "score_mean": SCORE_MEAN, "score_spread": SCORE_SPREAD,
         "noise_sd": NOISE_SD, "q_mean": Q_MEAN, "q_std": Q_STD, "r_switch": R_SWITCH})
-    mp_.write_text(json.dumps({k: v for k, v in meta.items() if k != "seconds"}, indent=1) + "\n")
+    write_json(mp_, {k: v for k, v in meta.items() if k != "seconds"})
     return out
 
 # %% ../nbs/04c_synth.ipynb #a85911b6
