@@ -45,7 +45,7 @@ sys.path.insert(0, str(HERE))
 import timm  # noqa: E402
 
 from bench_loading import make_photos, time_pass  # noqa: E402
-from eat.data import IAADataset, make_loader  # noqa: E402
+from eat.datasets import IAADataset, make_loader  # noqa: E402
 from eat.images import ImageCache, build_transform  # noqa: E402
 from eat.model import create_model  # noqa: E402
 from eat.study import git_commit  # noqa: E402

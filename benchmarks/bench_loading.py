@@ -1,7 +1,7 @@
 """Loading speed of AVA-sized photos: plain decode vs JPEG draft mode vs the pre-resized cache (eat.images.ImageCache).
 
 Writes synthetic 1024x768 JPEGs (smooth content, quality 90, like camera photos), then times a full pass of
-`eat.data.IAADataset` with the "ava" preset at 224 px in three modes and prints images/s and the ratio to plain
+`eat.datasets.IAADataset` with the "ava" preset at 224 px in three modes and prints images/s and the ratio to plain
 loading. Results are appended to benchmarks/results/loading.csv. A benchmark, not a test: numbers depend on the
 machine and its load.
 
@@ -26,7 +26,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from eat.data import IAADataset, make_loader  # noqa: E402
+from eat.datasets import IAADataset, make_loader  # noqa: E402
 from eat.images import ImageCache, build_transform  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "loading.csv"

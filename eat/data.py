@@ -5,33 +5,27 @@
 # %% ../nbs/04_data.ipynb #25d91ce0
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
-import random
 import re
 import warnings
-from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
-from pandas._libs.parsers import STR_NA_VALUES
-import torch
-from torch.utils.data import DataLoader, Dataset, default_collate
 
 import eat
 from .files import write_json
-from .images import MAX_PIXELS, BadImageError, ImageCache, build_transform, open_image
+from .labelfiles import read_label_text, read_rows, to_numbers
+
 
 # %% auto #0
 __all__ = ['SCORE_BINS', 'DIST_COLS', 'BASE_COLS', 'AVA_COLS', 'SYNTH_FACTORS', 'MAX_VOTES', 'IMAGE_EXTS', 'PYIQA_SPLITS',
            'READERS', 'SPLITS', 'file_sha256', 'read_ava', 'read_synthetic', 'read_tad66k', 'read_aadb',
            'read_csv_labels', 'read_flickr_aes', 'normalise_id', 'read_id_list', 'read_pyiqa_ava', 'make_split',
-           'split_from_file', 'check_leakage', 'save_split', 'load_split', 'official_split', 'IAADataset',
-           'collate_skip_bad', 'seed_worker', 'IAALoader', 'make_loader']
+           'split_from_file', 'check_leakage', 'save_split', 'load_split', 'official_split']
 
 # %% ../nbs/04_data.ipynb #12783270
 SCORE_BINS = np.arange(1, 11)  # the 10 score values AVA voters choose from; a distribution's mean score is p @ SCORE_BINS
@@ -76,122 +70,6 @@ def _dist_from_counts(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
     with np.errstate(invalid="ignore", divide="ignore"): p = counts / n[:, None]
     return p, p @ SCORE_BINS, n
 
-# %% ../nbs/04_data.ipynb #beb45cc1
-_SEPS = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}
-
-def _label_text(path: str | Path,  # label file
-                what: str = "label file",  # what the file is, for messages
-               ) -> str:
-    "The text of a label file; `ValueError` naming it when it is empty, blank, binary or not UTF-8."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"{what} {path} not found; check the path")
-    data = path.read_bytes()
-    if not data: raise ValueError(f"{path} is empty (0 bytes); pass the {what} itself, or download it again")
-    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        raise ValueError(f"{path} is UTF-16 text; re-save the {what} as UTF-8")
-    if b"\0" in data:
-        line = data[:data.index(b"\0")].count(b"\n") + 1
-        raise ValueError(f"{path} is a binary file (NUL byte on line {line}), not a text {what}; "
-                         "pass the label file, not an image or an archive")
-    try: text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise ValueError(f"{path}, line {line}: byte 0x{data[e.start]:02x} is not UTF-8 "
-                         f"text; is it a binary file? If it is the {what}, re-save it as UTF-8") from None
-    if not text.strip(): raise ValueError(f"{path} is blank ({len(data)} bytes of whitespace): it holds no labels")
-    return text
-
-def _fast_rows(text: str, sep: str | None, names: Sequence[str] | None) -> pd.DataFrame | None:
-    "The rows through pandas' C parser when the file is plainly regular (no quotes, same field count); else None."
-    raw = text.split("\n")
-    lines = [i for i, line in enumerate(raw, 1) if line.strip()]
-    if sep is not None:  # a CSV: the header, then lines with as many separators as it has
-        if '"' in text or len(lines) < 2: return None
-        names = [c.strip() for c in raw[lines[0] - 1].split(sep)]
-        lines, k = lines[1:], len(names) - 1
-        if not k or len(set(names)) <= k or any(raw[i - 1].count(sep) != k for i in lines): return None
-        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, skipinitialspace=True)
-    else:  # whitespace columns: one spare column must stay empty, the others full
-        n = len(names)
-        try: df = pd.read_csv(io.StringIO(text), sep=r"\s+", header=None, names=range(n + 1), dtype=str,
-                              keep_default_na=False)
-        except pd.errors.ParserError: return None
-        if (df[n] != "").any() or (df.iloc[:, :n] == "").any().any(): return None
-        df = df.iloc[:, :n]
-    if len(df) != len(lines): return None
-    df = df.set_axis(list(names), axis=1)
-    df.insert(0, "_line", lines)
-    return df
-
-def _rows(path: str | Path,  # label file
-          sep: str | None = ",",  # "," for a CSV with a header; None for whitespace-separated columns, no header
-          names: Sequence[str] | None = None,  # column names of a file without header
-          what: str = "label file",  # for messages
-          desc: str | None = None,  # how a row looks, for messages
-         ) -> pd.DataFrame:
-    "Rows of a label file as strings, with `_line` (1-based); `ValueError` on a bad header or column count."
-    text, path = _label_text(path, what), Path(path)
-    if (df := _fast_rows(text, sep, names)) is not None: return df
-    rows, lines = [], []
-    if sep is None:  # the slow path finds what is wrong
-        names, lines = list(names), [i for i, line in enumerate(text.split("\n"), 1) if line.strip()]
-        rows = [line.split() for line in text.split("\n") if line.strip()]
-    else:
-        rd, names = csv.reader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True), None
-        try:
-            for row in rd:
-                if not any(f.strip() for f in row): continue
-                if names is None: names, head = [c.strip() for c in row], rd.line_num
-                else: rows.append(row); lines.append(rd.line_num)
-        except csv.Error as e: raise ValueError(f"{path}, line {rd.line_num}: {e}") from None
-        if len(names) == 1 and (found := [s for s in _SEPS if s in names[0]]):
-            raise ValueError(f"{path}, line {head}: the header {names[0]!r} is separated by {_SEPS[found[0]]}; the "
-                             f"{what} must be comma-separated: re-save it with pandas.read_csv(f, sep={found[0]!r})"
-                             ".to_csv(f, index=False)")
-        if not rows: raise ValueError(f"{path} has a header (line {head}) but no data rows")
-    n = len(names)
-    bad = next((k for k, r in enumerate(rows) if len(r) != n), None)
-    if bad is not None:
-        line = text.split("\n")[lines[bad] - 1]
-        found = [n_ for s, n_ in _SEPS.items() if s in line and s != sep]
-        hint = f"; the line has {' and '.join(found)}: columns are separated by " \
-               f"{'spaces (two tabs in a row hide an empty field)' if sep is None else _SEPS[sep]}" if found else ""
-        k = len(rows[bad])
-        raise ValueError(f"{path}, line {lines[bad]} has {k} column{'s' * (k != 1)}, expected {n} "
-                         f"({desc or ', '.join(names)}){hint}")
-    df = pd.DataFrame(rows, columns=names, dtype=object)
-    if sep is not None: df = df.mask(df.isin(STR_NA_VALUES))
-    df.insert(0, "_line", lines)
-    return df
-
-def _numbers(df: pd.DataFrame,  # rows from `_rows` (with `_line`)
-             cols: Sequence[str],  # columns to convert
-             path: str | Path,  # label file, for messages
-             lo: float = -np.inf, hi: float = np.inf,  # allowed range
-             whole: bool = False,  # values must be integers
-             why: str = "",  # the rule, for messages (e.g. "AVA vote counts")
-            ) -> np.ndarray:
-    "Columns `cols` as a float array; `ValueError` naming the line and column of the first bad cell."
-    raw = df[list(cols)]
-    try: x = raw.astype(np.float64).to_numpy()
-    except (ValueError, TypeError): x = raw.apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
-    nan = ~np.isfinite(x)
-    frac = ~nan & (x != np.round(x)) if whole else np.zeros_like(nan)
-    out = ~nan & ((x < lo) | (x > hi))
-    bad = nan | frac | out
-    if not bad.any(): return x
-    r, c = np.argwhere(bad)[0]
-    v = raw.iat[r, c]
-    if nan[r, c]:
-        kind = "finite" if pd.notna(pd.to_numeric(v, errors="coerce")) else "whole" if whole else ""
-        problem = "empty" if pd.isna(v) else f"{v!r} is not a {kind + ' ' * bool(kind)}number"
-    elif frac[r, c]: problem = f"{v!r} is not a whole number"
-    elif lo == 0 and x[r, c] < 0: problem = f"{v} is negative"
-    else:
-        g = lambda u: f"{u:,.0f}" if float(u).is_integer() else f"{u:g}"
-        problem = f"{v} is below {g(lo)}" if x[r, c] < lo else f"{v} is above {g(hi)}"
-    raise ValueError(f"{path}, line {df['_line'].iat[r]}, column {cols[c]}: {problem}" + (f" ({why})" if why else ""))
-
 # %% ../nbs/04_data.ipynb #169a8f95
 _AVA_ROW = "index image_id n1..n10 tag1 tag2 challenge_id, separated by spaces"
 
@@ -201,9 +79,9 @@ def read_ava(txt_path: str | Path,  # AVA.txt (or a file in the same 15-column f
             ) -> pd.DataFrame:
     "Read an AVA-format label file into the common table (targets: vote histogram and mean score)."
     txt_path = Path(txt_path)
-    raw = _rows(txt_path, None, AVA_COLS, "AVA label file", _AVA_ROW)
-    counts = _numbers(raw, AVA_COLS[2:12], txt_path, 0, MAX_VOTES, True, "AVA vote counts are integers >= 0")
-    tags = _numbers(raw, ["tag1", "tag2", "challenge_id"], txt_path, 0, np.inf, True, "AVA tags are integers >= 0")
+    raw = read_rows(txt_path, None, AVA_COLS, "AVA label file", _AVA_ROW)
+    counts = to_numbers(raw, AVA_COLS[2:12], txt_path, 0, MAX_VOTES, True, "AVA vote counts are integers >= 0")
+    tags = to_numbers(raw, ["tag1", "tag2", "challenge_id"], txt_path, 0, np.inf, True, "AVA tags are integers >= 0")
     if (big := counts.sum(1) > MAX_VOTES).any():
         k = int(np.flatnonzero(big)[0])
         raise ValueError(f"{txt_path}, line {raw['_line'].iat[k]}: {counts[k].sum():.0f} votes for one image, more "
@@ -220,7 +98,7 @@ def read_ava(txt_path: str | Path,  # AVA.txt (or a file in the same 15-column f
     out = _finish(df[keep], "ava", txt_path)
     out.attrs["n_no_votes"] = int((~keep).sum())
     if extras is not None:
-        try: ex = pd.read_csv(io.StringIO(_label_text(extras, "extras CSV")), dtype={"image_id": str})
+        try: ex = pd.read_csv(io.StringIO(read_label_text(extras, "extras CSV")), dtype={"image_id": str})
         except pd.errors.ParserError as e: raise ValueError(f"{extras}: not a readable CSV ({e})") from None
         if "image_id" not in ex: raise ValueError(f"{extras}: no image_id column; found {list(ex.columns)}")
         if len(dup := ex["image_id"][ex["image_id"].duplicated()]):
@@ -261,9 +139,9 @@ def read_tad66k(csv: str | Path,  # TAD66K label CSV with columns `image`, `scor
                 image_dir: str | Path,  # folder of the images
                ) -> pd.DataFrame:
     "Read a TAD66K label CSV into the common table (score on 1-10, no vote histogram)."
-    df = _rows(csv, what="TAD66K label CSV")
+    df = read_rows(csv, what="TAD66K label CSV")
     img, sc = _pick(df, ["image", "image_id", "path"], csv, "image"), _pick(df, ["score", "mean"], csv, "score")
-    score = _numbers(df, [sc], csv, 0, 10, why="TAD66K scores lie in 1-10")[:, 0]
+    score = to_numbers(df, [sc], csv, 0, 10, why="TAD66K scores lie in 1-10")[:, 0]
     names = [n if Path(n).suffix else f"{n}.jpg" for n in df[img].str.strip()]
     out = df.drop(columns=[img, sc]).assign(image_id=[Path(n).stem for n in names],
                                              path=[_join(image_dir, n) for n in names], score=score)
@@ -273,11 +151,11 @@ def read_aadb(labels: str | Path,  # AADB attribute CSV (`ImageFile`, `score`, .
               image_dir: str | Path,  # folder of the images
              ) -> pd.DataFrame:
     "Read AADB labels into the common table (overall score in [0, 1], attributes kept as extra columns)."
-    comma = "," in _label_text(labels, "AADB label file").lstrip().split("\n")[0]
-    df = _rows(labels, "," if comma else None, None if comma else ["ImageFile", "score"], "AADB label file",
+    comma = "," in read_label_text(labels, "AADB label file").lstrip().split("\n")[0]
+    df = read_rows(labels, "," if comma else None, None if comma else ["ImageFile", "score"], "AADB label file",
                None if comma else "name score, separated by spaces")
     img = _pick(df, ["ImageFile", "image", "path"], labels, "image")
-    score = _numbers(df, [_pick(df, ["score"], labels, "score")], labels, 0, 1, why="AADB scores lie in 0-1")[:, 0]
+    score = to_numbers(df, [_pick(df, ["score"], labels, "score")], labels, 0, 1, why="AADB scores lie in 0-1")[:, 0]
     out = df.drop(columns=[img]).assign(image_id=[Path(n).stem for n in df[img]],
                                          path=[_join(image_dir, n) for n in df[img]], score=score)
     return _finish(out, "aadb", labels)
@@ -289,7 +167,7 @@ def read_csv_labels(csv: str | Path,  # CSV with `path` (or `image`) and `score`
                     dataset: str = "csv",  # name recorded in `attrs["dataset"]`
                    ) -> pd.DataFrame:
     "Read a generic label CSV into the common table; vote counts give the histogram and (if absent) the score."
-    df = _rows(csv)
+    df = read_rows(csv)
     img = _pick(df, ["path", "image", "file", "filename"], csv, "path")
     votes = {int(m.group(1)): c for c in df.columns if (m := _VOTE_RE.match(c))}
     if set(votes) != set(range(1, 11)) and "score" not in df.columns:
@@ -300,9 +178,9 @@ def read_csv_labels(csv: str | Path,  # CSV with `path` (or `image`) and `score`
         stems = [Path(n).stem for n in df[img]]
         out["image_id"] = stems if len(set(stems)) == len(stems) else list(df[img])
     else: _pick(df, ["image_id"], csv, "image id")
-    if "score" in df.columns: out["score"] = _numbers(df, ["score"], csv, why="scores are finite numbers")[:, 0]
+    if "score" in df.columns: out["score"] = to_numbers(df, ["score"], csv, why="scores are finite numbers")[:, 0]
     if set(votes) == set(range(1, 11)):
-        counts = _numbers(df, [votes[k] for k in range(1, 11)], csv, 0, MAX_VOTES, why="vote counts are >= 0")
+        counts = to_numbers(df, [votes[k] for k in range(1, 11)], csv, 0, MAX_VOTES, why="vote counts are >= 0")
         p, score, n = _dist_from_counts(counts)
         out[DIST_COLS], out["n_votes"] = p, n
         if "score" not in df.columns: out["score"] = score
@@ -313,9 +191,9 @@ def read_flickr_aes(ratings: str | Path,  # per-worker ratings CSV (`worker`, `i
                     image_dir: str | Path,  # folder of the images
                    ) -> pd.DataFrame:
     "Read FLICKR-AES per-worker ratings and average them per image (score on 1-5, `score_std`, `n_votes`)."
-    df = _rows(ratings, what="FLICKR-AES ratings CSV")
+    df = read_rows(ratings, what="FLICKR-AES ratings CSV")
     img, sc = _pick(df, ["imagePair", "image", "image_id"], ratings, "image"), _pick(df, ["score"], ratings, "score")
-    df[img], df[sc] = df[img].str.strip(), _numbers(df, [sc], ratings, 1, 5, why="FLICKR-AES ratings lie in 1-5")[:, 0]
+    df[img], df[sc] = df[img].str.strip(), to_numbers(df, [sc], ratings, 1, 5, why="FLICKR-AES ratings lie in 1-5")[:, 0]
     if "worker" in df and (dup := df.duplicated(["worker", img], keep=False)).any():
         w, i = df.loc[dup, ["worker", img]].iloc[0]
         raise ValueError(f"{ratings}: worker {w} rated {i} more than once (lines "
@@ -340,7 +218,7 @@ def read_id_list(path: str | Path,  # text file with one image name or id a line
                 ) -> list[str]:
     "Normalised image ids of a list file such as AVA's `generic_test.jpgl`; `ValueError` on duplicates."
     ids, seen = [], {}
-    for i, line in enumerate(_label_text(path, what).split("\n"), 1):
+    for i, line in enumerate(read_label_text(path, what).split("\n"), 1):
         word = line.split("#", 1)[0].split()
         if not word: continue
         iid = normalise_id(word[0])
@@ -356,9 +234,9 @@ def read_pyiqa_ava(csv: str | Path,  # pyiqa's `meta_info_AVADataset.csv`
                    column: str = "official split",  # split column: `official split` or `ILGnet split`
                   ) -> pd.DataFrame:
     "Read pyiqa's prepared AVA into the common table plus a `split` column (codes 0 train, 1 val, 2 test)."
-    df = _rows(csv, what="pyiqa AVA meta-info CSV")
+    df = read_rows(csv, what="pyiqa AVA meta-info CSV")
     img, col = _pick(df, ["img_name"], csv, "image"), _pick(df, [column], csv, "split")
-    counts = _numbers(df, [f"c{k}" for k in range(1, 11)], csv, 0, MAX_VOTES, True, "vote counts are integers >= 0")
+    counts = to_numbers(df, [f"c{k}" for k in range(1, 11)], csv, 0, MAX_VOTES, True, "vote counts are integers >= 0")
     bad = ~df[col].str.strip().isin(list(PYIQA_SPLITS))
     if bad.any():
         raise ValueError(f"{csv}, line {df['_line'][bad].iloc[0]}, column {col}: {df[col][bad].iloc[0]!r} is not a "
@@ -367,7 +245,7 @@ def read_pyiqa_ava(csv: str | Path,  # pyiqa's `meta_info_AVADataset.csv`
     if (n == 0).any(): raise ValueError(f"{csv}, line {df['_line'][n == 0].iloc[0]}: no votes, so no score")
     out = pd.DataFrame({"_line": df["_line"], "image_id": [normalise_id(x) for x in df[img]],
                         "path": [_join(image_dir, x.strip()) for x in df[img]], "score": score, "n_votes": n,
-                        "mos": _numbers(df, ["MOS"], csv, 1, 10, why="AVA scores lie in 1-10")[:, 0]
+                        "mos": to_numbers(df, ["MOS"], csv, 1, 10, why="AVA scores lie in 1-10")[:, 0]
                         if "MOS" in df else np.nan})
     out[DIST_COLS] = p
     for c in ("semantic_tag1", "semantic_tag2"):
@@ -541,88 +419,3 @@ def official_split(table: pd.DataFrame,  # the common table (a pyiqa table bring
                  "n_excluded": int(len(table) - len(t)), "counts": check_leakage(out)}
     if isinstance(test_list, (str, Path)): out.attrs["test_list_sha256"] = file_sha256(test_list)
     return out
-
-# %% ../nbs/04_data.ipynb #893485c0
-class IAADataset(Dataset):
-    "Images and targets of a table; an unreadable image gives an `error` item instead of raising."
-    def __init__(self,
-                 table: pd.DataFrame,  # the common table (or a split of it)
-                 root: str | Path | None = None,  # folder that relative `path`s are joined to
-                 transform=None,  # PIL image -> tensor; default `build_transform("ava", False, 224)`
-                 cache: ImageCache | None = None,  # read pre-resized copies instead of the sources
-                 draft: bool = True,  # JPEG draft-mode decode at the transform's `load_size`
-                 max_pixels: int = MAX_PIXELS,  # decompression-bomb limit
-                 min_side: int = 1):  # refuse smaller images
-        miss = {"image_id", "path", "score"} - set(table.columns)
-        if miss: raise ValueError(f"table lacks columns {sorted(miss)}; build it with one of eat.data.READERS")
-        self.paths = [p if root is None or Path(p).is_absolute() else str(Path(root) / p) for p in table["path"]]
-        self.ids = table["image_id"].astype(str).tolist()
-        self.scores = table["score"].to_numpy(np.float32)
-        d = table[DIST_COLS].to_numpy(np.float32) if set(DIST_COLS) <= set(table.columns) else \
-            np.full((len(table), 10), np.nan, np.float32)
-        self.has_dist = ~np.isnan(d).any(1)
-        self.dists = np.where(self.has_dist[:, None], d, 0).astype(np.float32)
-        self.transform = transform if transform is not None else build_transform("ava", False, 224)
-        self.cache, self.max_pixels, self.min_side = cache, max_pixels, min_side
-        self.draft_size = getattr(self.transform, "load_size", None) if draft else None
-
-    def __len__(self): return len(self.paths)
-
-    def load(self, i: int):
-        "The upright RGB PIL image of row `i` (from the cache when there is one)."
-        if self.cache is not None: return self.cache.open(self.paths[i])
-        return open_image(self.paths[i], self.draft_size, self.max_pixels, self.min_side)
-
-    def __getitem__(self, i: int) -> dict:
-        try: x = self.transform(self.load(i))
-        except BadImageError as e: return {"index": int(i), "error": f"{e.reason}: {self.paths[i]}"}
-        except (OSError, ValueError, SyntaxError) as e:
-            return {"index": int(i), "error": f"unreadable: {self.paths[i]} ({type(e).__name__}: {e})"}
-        return {"image": x, "dist": torch.from_numpy(self.dists[i]), "has_dist": torch.tensor(bool(self.has_dist[i])),
-                "score": torch.tensor(float(self.scores[i])), "index": int(i)}
-
-def collate_skip_bad(batch: list,  # items of `IAADataset` (error items and None allowed)
-                    ) -> dict:
-    "Default-collate the good items; report the dropped ones under `n_skipped` and `skipped`."
-    good = [b for b in batch if b is not None and "error" not in b]
-    bad = [b for b in batch if b is None or "error" in b]
-    out = default_collate(good) if good else {"index": torch.empty(0, dtype=torch.long)}
-    out["n_skipped"] = len(bad)
-    out["skipped"] = [(b["index"], b["error"]) if b is not None else (-1, "unknown: None item") for b in bad]
-    return out
-
-def seed_worker(worker_id: int):  # DataLoader worker id
-    "Seed numpy and `random` in a DataLoader worker from torch's per-worker seed."
-    s = torch.initial_seed() % 2**32
-    np.random.seed(s); random.seed(s)
-
-class IAALoader(DataLoader):
-    "A DataLoader that drops bad items, never yields an empty batch, and counts what it skipped."
-    def __init__(self, dataset, *args, collate_fn=collate_skip_bad, **kwargs):
-        super().__init__(dataset, *args, collate_fn=collate_fn, **kwargs)
-        self.n_skipped, self.skipped, self.skipped_epoch = 0, {}, 0
-
-    def __iter__(self):
-        self.skipped_epoch = 0
-        for b in super().__iter__():
-            self.skipped_epoch += b.pop("n_skipped", 0)
-            self.skipped.update(dict(b.pop("skipped", [])))
-            if len(b["index"]): yield b
-        self.n_skipped += self.skipped_epoch
-        if self.skipped_epoch:
-            why = Counter(r.split(":")[0] for r in self.skipped.values())
-            warnings.warn(f"IAALoader skipped {self.skipped_epoch} of {len(self.dataset)} images this epoch "
-                          f"({dict(why)}); run eat-inventory to exclude them up front (see loader.skipped)")
-
-def make_loader(dataset: Dataset,  # usually an `IAADataset`
-                batch_size: int,  # images per batch
-                shuffle: bool = False,  # reshuffle every epoch (training)
-                num_workers: int = 0,  # worker processes
-                seed: int = 0,  # seeds the shuffling and the workers' augmentation
-                drop_last: bool = False,  # drop the last incomplete batch
-                **kwargs,  # more DataLoader arguments (pin_memory, persistent_workers, prefetch_factor...)
-               ) -> IAALoader:
-    "An `IAALoader` with seeded shuffling and seeded workers."
-    g = torch.Generator(); g.manual_seed(seed)
-    return IAALoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, drop_last=drop_last,
-                     generator=g, worker_init_fn=seed_worker, **kwargs)

@@ -19,7 +19,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .config import TrainConfig, load_config
-from .data import IAADataset, load_split
+from .data import load_split
+from .datasets import IAADataset
 from .files import write_json
 from .images import build_transform
 from .loaders import build_data, make_run_loader, make_run_split

@@ -13,8 +13,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .config import DataConfig, TrainConfig
-from .data import (DIST_COLS, READERS, IAADataset, load_split, make_loader, make_split, official_split, save_split,
+from .data import (DIST_COLS, READERS, load_split, make_split, official_split, save_split,
                       split_from_file)
+from .datasets import IAADataset, make_loader
 from .images import ImageCache, build_transform
 from .runtime import Runtime
 

@@ -21,13 +21,13 @@ from timm.models._features import feature_take_indices
 
 from .layers import (ConvNorm, ConvStage, LayerNormProxy, LocalAttention, ShiftWindowAttention, TransformerMLP,
                         TransformerMLPWithConv)
+from .checkpoints import checkpoint_filter_fn, load_into, read_state_dict
 from .deform import DeformableAttention, set_exploration
 from .data import SCORE_BINS
 
 # %% auto #0
-__all__ = ['VARIANTS', 'default_cfgs', 'EATConfig', 'TransformerStage', 'EATOutput', 'EAT', 'unwrap', 'read_state_dict',
-           'LoadReport', 'checkpoint_filter_fn', 'filter_official', 'load_into', 'read_official_config', 'create_model',
-           'variant_name', 'count_params_macs']
+__all__ = ['VARIANTS', 'default_cfgs', 'EATConfig', 'TransformerStage', 'EATOutput', 'EAT', 'unwrap', 'read_official_config',
+           'create_model', 'variant_name', 'count_params_macs']
 
 # %% ../nbs/03_model.ipynb #40cd873c
 @dataclass
@@ -329,124 +329,6 @@ def _micro(**kw) -> dict:
     return dict(dim_stem=32, dims=[32, 64, 128, 256], depths=[2, 2, 4, 2],
                 stage_spec=[['L', 'S'], ['L', 'S'], ['L', 'D', 'L', 'D'], ['L', 'D']], heads=[1, 2, 4, 8],
                 groups=[-1, -1, 2, 4], **kw)
-
-# %% ../nbs/03_model.ipynb #1e216d8d
-def read_state_dict(path: str | Path) -> dict:
-    "Read a checkpoint safely: safetensors, or a torch file without code in it."
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"No checkpoint at {str(path)!r}.")
-    if path.suffix == '.safetensors':
-        from safetensors.torch import load_file
-        return load_file(str(path))
-    try: return torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as e:
-        raise ValueError(f"Refusing to load {str(path)!r}: it is not a plain tensor checkpoint ({type(e).__name__}: "
-                         f"{str(e).splitlines()[0][:200]}). Pickles that carry code are never run; re-save the "
-                         f"weights with torch.save(model.state_dict()) or safetensors.") from None
-
-# %% ../nbs/03_model.ipynb #33cd38a1
-@dataclass
-class LoadReport:
-    "What `filter_official` did with each key that did not load as is."
-    missing: list = field(default_factory=list)  # model keys absent from the checkpoint (left at init)
-    unexpected: list = field(default_factory=list)  # checkpoint keys the model has no place for (not loaded)
-    resized: list = field(default_factory=list)  # tables interpolated to the model's size
-    dropped: list = field(default_factory=list)  # keys dropped on purpose, with the reason
-
-    def __str__(self) -> str:
-        parts = [f"{k} ({len(v)}): {', '.join(map(str, v))}" for k, v in asdict(self).items() if v]
-        return 'all keys loaded' if not parts else '\n'.join(parts)
-
-def _resize_table(t: torch.Tensor, size: tuple, channels_last: bool) -> torch.Tensor:
-    "Bicubic resize of a relative-position table to `size` (its 2-D shape)."
-    if channels_last:  # ((2W-1)^2, heads): a square table flattened
-        side = int(round(math.sqrt(t.shape[0])))
-        t = t.T.reshape(1, -1, side, side)
-        return F.interpolate(t, size=size, mode='bicubic', align_corners=False).reshape(t.shape[1], -1).T
-    return F.interpolate(t.unsqueeze(0), size=size, mode='bicubic', align_corners=False)[0]
-
-# %% ../nbs/03_model.ipynb #44b9195a
-_DERIVED = ('relative_position_index', 'attn_mask')  # buffers the model computes from its configuration
-_TABLES = ('relative_position_bias_table', 'rpe_table')  # position tables whose size follows the window / map size
-
-def _unwrap_state(state_dict: dict) -> dict:
-    "The state dict inside a checkpoint dict (`model` / `state_dict` / `model_ema`), without DDP's `module.` prefix."
-    for key in ('model', 'state_dict', 'model_ema'):
-        if key in state_dict and isinstance(state_dict[key], dict): state_dict = state_dict[key]; break
-    return {k.removeprefix('module.'): v for k, v in state_dict.items()}
-
-def _fit_table(model: EAT, key: str, v: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
-    "A position table resized bicubically to the model's `shape` (timm's rule for Swin); None if `key` is no table."
-    leaf = key.rsplit('.', 1)[-1]
-    if leaf not in _TABLES or v.ndim != len(shape): return None
-    if leaf == 'rpe_table' and getattr(model.get_submodule(key.rsplit('.', 1)[0]), 'fixed_pe', False):
-        raise ValueError(f"{key} is a fixed (query x key) bias table of shape {tuple(v.shape)}; it cannot be resized "
-                         f"to {tuple(shape)}: build the model at the checkpoint's img_size (fixed_pes has no resize).")
-    size = (int(round(math.sqrt(shape[0]))),) * 2 if leaf == 'relative_position_bias_table' else tuple(shape[1:])
-    return _resize_table(v.float(), size, leaf == 'relative_position_bias_table').to(v.dtype)
-
-def checkpoint_filter_fn(state_dict: dict, # a checkpoint of this project or timm's (or its `model` entry)
-                         model: EAT, # the model to load into, at any img_size / window size
-                        ) -> dict:
-    "timm's filter for own weights: unwrap, drop derived buffers, resize position tables to the model's sizes."
-    ours, out = model.state_dict(), {}
-    for k, v in _unwrap_state(state_dict).items():
-        if k.rsplit('.', 1)[-1] in _DERIVED: continue
-        if k in ours and ours[k].shape != v.shape and (t := _fit_table(model, k, v, ours[k].shape)) is not None: v = t
-        out[k] = v
-    return out
-
-# %% ../nbs/03_model.ipynb #90ff5e82
-def filter_official(state_dict: dict, # checkpoint of the original code (or its `model` / `state_dict` entry)
-                    model: EAT, # the model to load into
-                   ) -> tuple[dict, LoadReport]:
-    "Map an original DAT/EAT state dict onto `model`: unwrap, drop derived buffers, resize tables, report the rest."
-    state_dict = _unwrap_state(state_dict)
-    ours = {**dict(model.named_parameters()), **dict(model.named_buffers())}
-    out, rep = {}, LoadReport()
-    for k, v in state_dict.items():
-        if not isinstance(v, torch.Tensor): rep.unexpected.append(k); continue
-        leaf = k.rsplit('.', 1)[-1]
-        if leaf in _DERIVED:
-            if k in ours and ours[k].shape == v.shape and not torch.equal(ours[k].to(v.dtype), v):
-                rep.dropped.append(f"{k} (differs from the model's own; the model's is used)")
-            continue
-        if k not in ours: rep.unexpected.append(k); continue
-        if ours[k].shape != v.shape:
-            if (t := _fit_table(model, k, v, ours[k].shape)) is not None:
-                v = t
-                rep.resized.append(f"{k} {tuple(state_dict[k].shape)} -> {tuple(v.shape)}")
-            elif k.startswith('cls_head.'):
-                rep.dropped.append(f"{k} (shape {tuple(v.shape)}, model has {tuple(ours[k].shape)}: head left at init)")
-                continue
-            else:
-                raise ValueError(f"Checkpoint key {k} has shape {tuple(v.shape)} but the model has "
-                                 f"{tuple(ours[k].shape)}: the config does not match the checkpoint.")
-        out[k] = v
-    persistent = set(model.state_dict())
-    rep.missing = [k for k in persistent if k not in out and not k.startswith('cls_head.')]
-    rep.missing += [k for k in persistent if k.startswith('cls_head.') and k not in out
-                    and not any(d.startswith(k) for d in rep.dropped)]
-    return out, rep
-
-# %% ../nbs/03_model.ipynb #cd23x1139
-_FRESH_OK = ('cls_head.', 'ref_point14.')  # may be left at init: the head, EAT's interest-point layers
-
-def load_into(model: EAT, # the model to load into (changed in place)
-              state_dict: dict, # weights: an original checkpoint or the project's own state dict
-              source: str = 'weights', # a name for messages, e.g. the file name
-              verbose: bool = False, # print the keys that did not load as they are
-             ) -> LoadReport:
-    "Load `state_dict` non-strictly through `filter_official`; refuse any key left at init but the head's and interest points'."
-    sd, rep = filter_official(state_dict, model)
-    if bad := sorted(k for k in rep.missing if not any(f in k for f in _FRESH_OK)):
-        raise ValueError(f"{source} does not fit this model: {len(bad)} keys are missing, e.g. {bad[:3]}; build the "
-                         "model with the architecture (variant, overrides) these weights were trained with.")
-    model.load_state_dict(sd, strict=False)
-    model.load_report = rep
-    if verbose and str(rep) != 'all keys loaded': print(f"Loaded {source}:\n{rep}")
-    return rep
-
 
 # %% ../nbs/03_model.ipynb #3df69232
 def read_official_config(config_yaml: str | Path) -> dict:

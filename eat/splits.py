@@ -16,9 +16,10 @@ from typing import Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import (IMAGE_EXTS, PYIQA_SPLITS, SPLITS, _label_text, _pick, _rows, file_sha256, normalise_id,
+from .data import (IMAGE_EXTS, PYIQA_SPLITS, SPLITS, _pick, file_sha256, normalise_id,
                       read_id_list)
 from .files import write_json
+from .labelfiles import read_label_text, read_rows
 
 # %% auto #0
 __all__ = ['SPLIT_WORDS', 'ID_COLUMNS', 'split_from_name', 'read_split_file', 'audit_splits', 'format_audit', 'main']
@@ -48,10 +49,10 @@ def read_split_file(path: str | Path,  # split file in one of the formats above
                    ) -> pd.DataFrame:
     "Rows `image_id`, `split`, `line` of a split file; its path, format and SHA-256 in `attrs`."
     path = Path(path)
-    text = _label_text(path, "split file")
+    text = read_label_text(path, "split file")
     first = next(line for line in text.split("\n") if line.strip())
     if "," in first:
-        df = _rows(path, ",", what="split file")
+        df = read_rows(path, ",", what="split file")
         fmt = "pyiqa" if column in df else "eat" if "split" in df else "csv"
         img = _pick(df, ID_COLUMNS, path, "image")
         if split and fmt != "csv":

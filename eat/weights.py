@@ -15,8 +15,8 @@ from safetensors.torch import load_file, save_file
 import eat
 from .baselines import BaselineConfig, TimmIAA
 from .files import atomic_write, read_json, write_json
-from .model import (EAT, EATConfig, LoadReport, _pretrained_cfg, checkpoint_filter_fn, load_into, read_state_dict,
-                       unwrap, variant_name)
+from .checkpoints import LoadReport, checkpoint_filter_fn, load_into, read_state_dict
+from .model import EAT, EATConfig, _pretrained_cfg, unwrap, variant_name
 
 # %% auto #0
 __all__ = ['save_weights', 'load_weights', 'load_model', 'init_from', 'model_card', 'save_pretrained', 'load_pretrained']

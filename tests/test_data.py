@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from eat.data import (DIST_COLS, IAADataset, check_leakage, file_sha256, load_split, make_loader, make_split,
-                      read_aadb, read_ava, read_csv_labels, read_flickr_aes, read_tad66k, save_split, split_from_file)
+from eat.data import (DIST_COLS, check_leakage, file_sha256, load_split, make_split, read_aadb, read_ava, read_csv_labels,
+                      read_flickr_aes, read_tad66k, save_split, split_from_file)
+from eat.datasets import IAADataset, make_loader
 from eat.images import PRESETS, BadImageError, ImageCache, build_transform, open_image
 
 REPO = Path(__file__).resolve().parents[1]

@@ -14,7 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from eat.data import IAADataset, make_loader, make_split, read_csv_labels
+from eat.data import make_split, read_csv_labels
+from eat.datasets import IAADataset, make_loader
 from eat.images import build_transform
 from eat.inventory import exclude_bad, inspect_image, main, scan_images, summarize
 

@@ -6,7 +6,8 @@ import pytest
 import timm
 import torch
 
-from eat.model import EAT, VARIANTS, create_model, filter_official
+from eat.checkpoints import filter_official
+from eat.model import EAT, VARIANTS, create_model
 from eat.weights import load_model, save_weights
 
 # the parity fixture: shared/reference/parity in a folder above the checkout (or inside it)
