@@ -12,14 +12,22 @@ repeats. Sections:
    the pass timer of benchmarks/bench_loading.py;
 4. scaling: seconds per training epoch (cached loading + train steps) vs number of images, and throughput vs
    batch size;
-5. roofline: achieved GFLOP/s of the model forward vs dense fp32 matmul GFLOP/s measured in the same run.
+5. roofline: achieved GFLOP/s of the model forward vs dense fp32 matmul GFLOP/s measured in the same run;
+6. side by side (side_by_side.csv): the original authors' EAT-T code (--original PATH, a checkout outside this
+   project, see benchmarks/original.py) vs eat_tiny eager and torch.compile'd vs Swin-T, inference and training
+   step, as ratios to the original and to Swin-T (targets: compiled eat_tiny >= 1.2x the original's eager
+   inference; eager eat_tiny >= 1.0x Swin-T);
+7. memory at batch 32 (memory_b32.csv): peak tensor memory of a training step of eat_tiny vs Swin-T, with and
+   without gradient (activation) checkpointing.
 
 On a GPU the model sections also time bf16 autocast and torch.compile against eager.
-Writes bench.csv (one row per figure), bench.png, machine.json and (full runs) profile.txt, the top operators of
-eat and swin, to benchmarks/results/ (or --out).
+Writes bench.csv (one row per figure of sections 1-5), bench.png, machine.json and (full runs) profile.txt, the top
+operators of eat and swin, to benchmarks/results/ (or --out); sections 6 and 7 write their own CSV, each with a JSON
+of the machine, commit and load beside it, so that they can be rerun alone (--only side memory32).
 
     .venv/bin/python benchmarks/bench.py            # full run, a few minutes on 2 CPU cores
     .venv/bin/python benchmarks/bench.py --smoke    # micro models, tiny inputs: checks that everything runs
+    .venv/bin/python benchmarks/bench.py --only side memory32 --original ../orig_eat   # sections 6 and 7 alone
 """
 from __future__ import annotations
 
@@ -45,6 +53,7 @@ sys.path.insert(0, str(HERE))
 import timm  # noqa: E402
 
 from bench_loading import make_photos, time_pass  # noqa: E402
+from original import load_original  # noqa: E402
 from eat.datasets import IAADataset, make_loader  # noqa: E402
 from eat.images import ImageCache, build_transform  # noqa: E402
 from eat.model import create_model  # noqa: E402
@@ -256,6 +265,70 @@ def bench_scaling(rows: list, table, cache, tf, model: nn.Module, big: nn.Module
                          value=bs / s, ref=f"batch={batches[0]}", ratio=(bs / s) / (batches[0] / med[batches[0]])))
 
 
+def compile_fns(model: nn.Module, x: torch.Tensor, backend: str) -> tuple[tuple, float]:
+    "`step_fns` of `torch.compile(model)`, each called once (that is when it compiles); returns them and the seconds."
+    fns = step_fns(torch.compile(model, backend=backend), x)
+    t0 = time.perf_counter()
+    for f in fns: f()
+    return fns, time.perf_counter() - t0
+
+
+def bench_side_by_side(models: dict, batch: int, img: int, repeats: int, device: str, compile_backend: str | None
+                       ) -> list:
+    "Section 6: original (when given) / eat eager / eat compiled / swin, inference and training, interleaved."
+    x = torch.randn(batch, 3, img, img, device=device)
+    fns = {k: step_fns(m.to(device), x) for k, m in models.items()}
+    compile_s = {}
+    if compile_backend:
+        try:
+            fns["eat_compiled"], compile_s["eat_compiled"] = compile_fns(models["eat"], x, compile_backend)
+        except Exception as e:  # noqa: BLE001 - a failed compile is a result to report, not a crash
+            print(f"torch.compile of eat failed: {type(e).__name__}: {str(e)[:500]}")
+            compile_s["eat_compiled"] = f"failed: {type(e).__name__}"
+    rows = []
+    for mode, j in (("infer", 0), ("train", 1)):
+        med = interleaved({k: f[j] for k, f in fns.items()}, repeats, device)
+        for k, s in med.items():
+            target = ""
+            if k == "eat_compiled" and mode == "infer" and "original" in med: target = "1.2x original"
+            if k == "eat": target = "1.0x swin"
+            rows.append(dict(section="side_by_side", name=k, mode=mode, batch=batch, images_per_s=batch / s,
+                             vs_original=med["original"] / s if "original" in med else "", vs_swin=med["swin"] / s,
+                             target=target, compile_s=compile_s.get(k, "")))
+    return rows
+
+
+def bench_memory(models: dict, batch: int, img: int, device: str) -> list:
+    "Section 7: peak tensor memory of one training step (after a warm-up step), with and without checkpointing."
+    x = torch.randn(batch, 3, img, img, device=device)
+    rows = []
+    for k, m in models.items():
+        m.to(device)
+        params_mb = sum(p.numel() * p.element_size() for p in m.parameters()) / 2**20
+        for ckpt in (False, True):
+            m.set_grad_checkpointing(ckpt)
+            train = step_fns(m, x)[1]
+            train()  # the optimiser's state exists from here on, as in every later step
+            rows.append(dict(section="memory_b32", name=k, grad_checkpointing=ckpt, batch=batch, img=img,
+                             peak_mb=peak_memory_mb(train, device), params_mb=params_mb))
+        m.set_grad_checkpointing(False)
+    for r in rows:
+        ref = next(q["peak_mb"] for q in rows if q["name"] == "swin" and q["grad_checkpointing"] == r["grad_checkpointing"])
+        own = next(q["peak_mb"] for q in rows if q["name"] == r["name"] and not q["grad_checkpointing"])
+        r["vs_swin"], r["vs_no_ckpt"] = r["peak_mb"] / ref, r["peak_mb"] / own
+    return rows
+
+
+def write_table(rows: list, path: Path, info: dict):
+    "A section's own CSV, and its machine / commit / load JSON beside it."
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        for r in rows: w.writerow({k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in r.items()})
+    path.with_suffix(".json").write_text(json.dumps({**info, "load_avg_end": [round(v, 2) for v in os.getloadavg()]},
+                                                    indent=1) + "\n")
+
+
 # ------------------------------------------------------------------------------------------------------------ output
 def plot(rows: list, path: Path):
     "Four panels: ratios vs reference with targets, loading, epoch time vs images, throughput vs batch."
@@ -312,6 +385,21 @@ def summary(rows: list) -> str:
     return "\n".join(lines)
 
 
+def summary_side(rows: list) -> str:
+    "The side-by-side ratios, one line each."
+    return "\n".join(f"side_by_side  {r['name']:<14}{r['mode']:<7}{r['images_per_s']:8.2f} img/s  "
+                     + (f"{r['vs_original']:5.2f}x original  " if r["vs_original"] != "" else "")
+                     + f"{r['vs_swin']:5.2f}x swin" + (f"  target {r['target']}" if r["target"] else "")
+                     + (f"  (compiled in {r['compile_s']:.0f} s)" if isinstance(r["compile_s"], float) else "")
+                     for r in rows)
+
+
+def summary_memory(rows: list) -> str:
+    "The batch-32 memory table, one line each."
+    return "\n".join(f"memory_b32    {r['name']:<6} checkpointing={str(r['grad_checkpointing']):<6}{r['peak_mb']:9.0f} MB  "
+                     f"{r['vs_swin']:5.2f}x swin  {r['vs_no_ckpt']:5.2f}x without checkpointing" for r in rows)
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--smoke", action="store_true", help="micro models, small inputs, one repeat: under a minute")
@@ -320,9 +408,16 @@ def main(argv=None) -> dict:
     ap.add_argument("--repeats", type=int, default=0, help="timed repeats per figure (default 5, smoke 1)")
     ap.add_argument("--batch", type=int, default=0, help="batch size of the model comparison (default 8, smoke 2)")
     ap.add_argument("--dir", help="where the synthetic photos and cache go (default: a temporary folder)")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["model", "profile", "loading", "scaling", "gpu"],
-                    help="sections to leave out")
+    sections = ["model", "profile", "loading", "scaling", "gpu", "side", "compile", "memory32"]
+    ap.add_argument("--skip", nargs="*", default=[], choices=sections, help="sections to leave out")
+    ap.add_argument("--only", nargs="*", default=None, choices=sections, help="run only these sections")
+    ap.add_argument("--original", help="checkout of the original EAT repository (outside this project): adds its "
+                                       "EAT-T to the side-by-side section")
+    ap.add_argument("--compile-backend", default=None,
+                    help="torch.compile backend of the side-by-side section (default inductor; smoke: eager)")
     a = ap.parse_args(argv)
+    if a.only is not None:  # compile is part of the side-by-side section: --skip compile leaves it out
+        a.skip = [s for s in sections if s not in a.only and s != "compile"] + [s for s in a.skip if s == "compile"]
     threads = a.threads or len(os.sched_getaffinity(0))
     torch.set_num_threads(threads)
     repeats = a.repeats or (1 if a.smoke else 5)
@@ -340,6 +435,26 @@ def main(argv=None) -> dict:
         if not a.smoke and "profile" not in a.skip: profile_top_ops(models, batch, img, device, out / "profile.txt")
         info["seconds_model"] = round(time.perf_counter() - t_start, 1)
         models = {k: m.cpu() for k, m in models.items()}
+    if "side" not in a.skip:
+        t0 = time.perf_counter()
+        small = dict(img_size=64, window_sizes=[4, 4, 4, 2]) if a.smoke else {}  # as build_models' smoke models
+        side = {**({"original": load_original(a.original, **small)} if a.original else {}), "eat": models["eat"],
+                "swin": models["swin"]}
+        backend = None if "compile" in a.skip else (a.compile_backend or ("eager" if a.smoke else "inductor"))
+        rows_side = bench_side_by_side(side, batch, img, repeats, device, backend)
+        models = {k: m.cpu() for k, m in models.items()}
+        write_table(rows_side, out / "side_by_side.csv", {**info, "compile_backend": backend, "original": a.original,
+                                                          "seconds": round(time.perf_counter() - t0, 1)})
+        print(summary_side(rows_side))
+    if "memory32" not in a.skip:
+        t0 = time.perf_counter()
+        rows_mem = bench_memory({"eat": models["eat"], "swin": models["swin"]}, 4 if a.smoke else 32, img, device)
+        write_table(rows_mem, out / "memory_b32.csv", {**info, "seconds": round(time.perf_counter() - t0, 1)})
+        print(summary_memory(rows_mem))
+    if all(s in a.skip for s in ("model", "loading", "scaling")):
+        print(f"{round(time.perf_counter() - t_start, 1)}s, {threads} threads, load average {info['load_avg_start']} -> "
+              f"{[round(v, 2) for v in os.getloadavg()]}; results in {out}")
+        return {"rows": rows, "info": info}
     root = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="eat_bench_"))
     if "loading" not in a.skip or "scaling" not in a.skip:
         # decoding runs one thread a worker, as in DataLoader workers; the models get all threads back after

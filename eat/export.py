@@ -5,7 +5,12 @@
 # %% ../nbs/07b_export.ipynb #b0801f5a
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +20,18 @@ import torch.nn as nn
 from .model import EAT
 
 # %% auto #0
-__all__ = ['ONNX_OPSET', 'ScoreHead', 'export_onnx', 'onnx_max_diff', 'export_program']
+__all__ = ['ONNX_OPSET', 'EXPORT_FORMAT', 'require_onnxruntime', 'ScoreHead', 'export_onnx', 'onnx_max_diff', 'file_sha256',
+           'onnx_cache_key', 'cached_onnx', 'OnnxRunner', 'export_program']
+
+# %% ../nbs/07b_export.ipynb #8be9f089
+def require_onnxruntime(purpose: str = 'ONNX Runtime scoring', # what needs it, for the message
+                       ):
+    "Import onnxruntime, or raise an ImportError that names the optional extra and how to install it."
+    try: import onnxruntime
+    except ImportError as e:
+        raise ImportError(f"{purpose} needs the optional package onnxruntime, which is not installed. Install the "
+                          f"'export' extra: pip install 'eat[export]' (or: pip install onnx onnxruntime).") from e
+    return onnxruntime
 
 # %% ../nbs/07b_export.ipynb #ab9ba19d
 ONNX_OPSET = 17
@@ -59,13 +75,88 @@ def onnx_max_diff(model: nn.Module, # `ScoreHead` or `EAT`
                   seed: int = 0, # seed of the random images
                  ) -> float:
     "Largest absolute score difference between onnxruntime and PyTorch on a random batch."
-    import onnxruntime as ort
+    ort = require_onnxruntime('onnx_max_diff')
     wrapped = model if isinstance(model, ScoreHead) else ScoreHead(model)
     S = wrapped.model.cfg.img_size
     x = torch.randn(batch, 3, S, S, generator=torch.Generator().manual_seed(seed))
     score = ort.InferenceSession(str(path), providers=['CPUExecutionProvider']).run(['score'], {'image': x.numpy()})[0]
     with torch.no_grad(): ref = wrapped.eval().cpu()(x)[0].numpy()
     return float(np.abs(score - ref).max())
+
+# %% ../nbs/07b_export.ipynb #7f40f0a9
+EXPORT_FORMAT = 1  # version of the exported graph: bump it to invalidate every cached export
+
+def file_sha256(path: str | Path, # any file
+                chunk: int = 1 << 20, # bytes read at a time
+               ) -> str:
+    "Hex sha256 of a file's bytes."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while b := f.read(chunk): h.update(b)
+    return h.hexdigest()
+
+def onnx_cache_key(weights: str | Path, # the weights file the model was loaded from
+                   model: nn.Module, # the model loaded from it (its config is part of the key)
+                   opset: int = ONNX_OPSET, # ONNX opset of the export
+                  ) -> str:
+    "16 hex digits naming the export of `model` loaded from `weights` with these settings."
+    cfg = {k: v for k, v in asdict(model.cfg).items() if k != 'grad_checkpointing'}  # training-only switch
+    key = {'weights_sha256': file_sha256(weights), 'config': cfg, 'opset': opset, 'format': EXPORT_FORMAT}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+def _user_cache() -> Path:
+    return Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'eat' / 'onnx'
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / f'.eat_write_test_{os.getpid()}', 'wb'): pass
+        os.remove(folder / f'.eat_write_test_{os.getpid()}')
+        return True
+    except OSError: return False
+
+def cached_onnx(model: EAT, # the model loaded from `weights`
+                weights: str | Path, # its weights file (`.safetensors` or an original checkpoint)
+                opset: int = ONNX_OPSET, # ONNX opset
+                cache_dir: str | Path | None = None, # where the export goes (default: beside the weights)
+                verbose: bool = True, # say on stderr when exporting
+               ) -> Path:
+    "The checked ONNX export of `model`, made once and reused while the weights and settings stay the same."
+    weights = Path(weights)
+    name = f'{weights.stem}.{onnx_cache_key(weights, model, opset)}.onnx'
+    folder = Path(cache_dir) if cache_dir else weights.parent
+    if (folder / name).is_file(): return folder / name
+    if not _writable(folder):
+        if cache_dir: raise PermissionError(f"Cannot write the ONNX export to {str(folder)!r}: choose a writable folder.")
+        folder = _user_cache()
+        if (folder / name).is_file(): return folder / name
+        if not _writable(folder):
+            raise PermissionError(f"Neither {str(weights.parent)!r} nor {str(folder)!r} is writable: pass cache_dir.")
+    path = folder / name
+    if verbose: print(f"eat: exporting the model to ONNX once (a minute for eat_tiny), cached at {path}", file=sys.stderr)
+    tmp = folder / f'.{name}.{os.getpid()}.tmp.onnx'
+    try:
+        export_onnx(model, tmp, opset)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists(): tmp.unlink()
+    return path
+
+# %% ../nbs/07b_export.ipynb #29571c08
+class OnnxRunner:
+    "An onnxruntime session over an exported `ScoreHead`: images in, `(score, dist)` tensors out."
+    def __init__(self, path: str | Path, # exported `.onnx` file
+                 threads: int | None = None, # intra-op threads (default: torch's)
+                ):
+        ort = require_onnxruntime()
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads or torch.get_num_threads(), 1
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), opts, providers=['CPUExecutionProvider'])
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        score, dist = self.session.run(['score', 'dist'], {'image': x.detach().cpu().float().contiguous().numpy()})
+        return torch.from_numpy(score), torch.from_numpy(dist)
 
 # %% ../nbs/07b_export.ipynb #b55db42b
 def export_program(model: EAT, # the trained model

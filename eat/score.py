@@ -9,6 +9,7 @@ import argparse
 import json
 import math
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -20,12 +21,13 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .export import OnnxRunner, cached_onnx, export_onnx, require_onnxruntime
 from .images import BadImageError, build_transform, open_image
 from .model import EAT, create_model, VARIANTS
 from .weights import load_model
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'BINS', 'COLUMNS', 'find_images', 'dist_std', 'Scorer', 'main']
+__all__ = ['IMAGE_EXTS', 'BINS', 'COLUMNS', 'BACKENDS', 'find_images', 'dist_std', 'Scorer', 'main']
 
 # %% ../nbs/07a_score.ipynb #2aed0eaa
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff', '.gif')
@@ -69,6 +71,8 @@ class _Files(Dataset):
 def _collate(items): return items
 
 # %% ../nbs/07a_score.ipynb #baccd2da
+BACKENDS = ('eager', 'onnxruntime')
+
 class Scorer:
     "Score images with a trained EAT model."
     def __init__(self, model: EAT, # a trained model
@@ -78,6 +82,9 @@ class Scorer:
                  batch_size: int = 32, # images per forward pass
                  num_workers: int = 0, # decoding processes
                  allow_batch_pooling: bool = False, # accept a model whose scores depend on its batch
+                 backend: str = 'eager', # 'eager' (PyTorch) or 'onnxruntime' (CPU only; needs the export extra)
+                 compile: bool | str = False, # torch.compile the PyTorch model (eager backend); a string names its backend
+                 onnx_path: str | Path | None = None, # the model's ONNX export (default: export to a temporary file)
                 ):
         if model.cfg.head_kind == 'classifier':
             raise ValueError("This model has a classification head (pretraining): fine-tune it for aesthetics first.")
@@ -85,8 +92,32 @@ class Scorer:
             raise ValueError("The model uses reference_pooling='batch' (the original batch-mean interest points): its "
                              "scores would depend on the batch. Load it with reference_pooling='image', or pass "
                              "allow_batch_pooling=True to reproduce the original numbers.")
+        if backend not in BACKENDS: raise ValueError(f"Unknown backend {backend!r}: choose one of {BACKENDS}.")
+        if backend == 'onnxruntime':
+            if compile: raise ValueError("compile=True applies to the eager backend; the onnxruntime one is compiled.")
+            if device is not None and torch.device(device).type != 'cpu':
+                raise ValueError(f"The onnxruntime backend runs on the CPU, not {str(device)!r}: use device='cpu' or "
+                                 f"the eager backend.")
+            device = 'cpu'
+            require_onnxruntime("backend='onnxruntime'")
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-        self.model = model.eval().to(self.device)
+        self.model = model.eval()
+        self.backend, self.compile, self._tmp = backend, compile, None
+        self._has_dist = model.cfg.head_kind in ('dist', 'raw_dist')
+        if backend == 'onnxruntime':
+            if onnx_path is None:  # no weights file to cache beside: a private export for this scorer's lifetime
+                self._tmp = tempfile.TemporaryDirectory(prefix='eat_onnx_')
+                onnx_path = export_onnx(self.model, Path(self._tmp.name) / 'model.onnx')
+            self._run = OnnxRunner(onnx_path)
+        self.model = self.model.to(self.device)
+        if backend == 'eager':
+            # one static batch shape (the last batch is padded, see `_forward`): no recompilation for its size
+            fwd = self.model if not compile else torch.compile(
+                self.model, dynamic=False, **({'backend': compile} if isinstance(compile, str) else {}))
+            def run(x):
+                out = fwd(x)
+                return out.score, out.dist
+            self._run = run
         self.transform = build_transform(preset, False, model.cfg.img_size)
         self.tta, self.batch_size, self.num_workers = tta, batch_size, num_workers
 
@@ -95,8 +126,12 @@ class Scorer:
                      config: str | Path | None = None, # the original YAML config (original checkpoints only)
                      **kwargs, # `Scorer` options
                     ) -> Scorer:
-        "Load weights (see `eat.weights.load_model`) and wrap them."
-        return cls(load_model(weights, config), **kwargs)
+        "Load weights (see `eat.weights.load_model`) and wrap them; the onnxruntime backend caches its export beside them."
+        if kwargs.get('backend') == 'onnxruntime': require_onnxruntime("backend='onnxruntime'")  # before the export
+        model = load_model(weights, config)
+        if kwargs.get('backend') == 'onnxruntime' and kwargs.get('onnx_path') is None:
+            kwargs['onnx_path'] = cached_onnx(model, weights)
+        return cls(model, **kwargs)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, # B x 3 x S x S normalised images
@@ -104,11 +139,23 @@ class Scorer:
         "Mean scores (B) and distributions (B x 10, or None for single-score heads) of a tensor batch."
         x = x.to(self.device)
         views = [x, x.flip(-1)] if self.tta else [x]
-        outs = [self.model(v) for v in views]
-        if outs[0].dist is not None:
-            dist = torch.stack([o.dist for o in outs]).mean(0).double().cpu().numpy()
+        outs = [self._forward(v) for v in views]  # (score, dist) pairs
+        if self._has_dist:
+            dist = torch.stack([d for _, d in outs]).mean(0).double().cpu().numpy()
             return dist @ BINS, dist
-        return torch.stack([o.score for o in outs]).mean(0).double().cpu().numpy(), None
+        return torch.stack([s for s, _ in outs]).mean(0).double().cpu().numpy(), None
+
+    def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        "`(score, dist)` of a batch; a compiled model always sees `batch_size` images (zero-padded), one compilation."
+        if not self.compile or len(x) == self.batch_size: return self._run(x)
+        outs = []
+        for i in range(0, len(x), self.batch_size):
+            c = x[i:i + self.batch_size]
+            n = len(c)
+            if n < self.batch_size: c = torch.cat([c, c.new_zeros(self.batch_size - n, *c.shape[1:])])
+            s, d = self._run(c)
+            outs.append((s[:n], None if d is None else d[:n]))
+        return torch.cat([s for s, _ in outs]), None if outs[0][1] is None else torch.cat([d for _, d in outs])
 
     def _rows(self, scores: np.ndarray, dists: np.ndarray | None, names: list[str]) -> list[dict]:
         stds = dist_std(dists) if dists is not None else np.full(len(scores), np.nan)
@@ -162,6 +209,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--device', default=None, help="'cpu', 'cuda', 'cuda:1', ... (default: CUDA when present)")
     p.add_argument('--workers', type=int, default=0, help='decoding processes')
     p.add_argument('--tta', action='store_true', help='average the image and its mirror image')
+    p.add_argument('--backend', choices=BACKENDS, default='eager',
+                   help="eager: PyTorch; onnxruntime: an ONNX export (made once, cached beside the weights) run by "
+                        "ONNX Runtime on the CPU, faster (needs: pip install 'eat[export]')")
+    p.add_argument('--compile', action='store_true', help='run the PyTorch model through torch.compile (eager backend)')
     p.add_argument('--preset', default=None, help='transform preset (default: the one saved with the weights, or ava)')
     p.add_argument('--no-recursive', action='store_true', help='do not search sub-folders')
     p.add_argument('--ext', nargs='+', default=list(IMAGE_EXTS), help='extensions searched in folders')
@@ -191,10 +242,13 @@ def main(argv: list[str] | None = None, # arguments (default: sys.argv[1:])
         print(f"eat-score: --out {args.out!r} must end in .csv or .json.", file=sys.stderr)
         return 2
     try:
+        if args.backend == 'onnxruntime': require_onnxruntime('eat-score --backend onnxruntime')
         model = load_model(args.weights, args.config) if args.weights else create_model(args.random_weights)
         preset = args.preset or _saved_preset(args.weights) or 'ava'
-        scorer = Scorer(model, args.device, preset, args.tta, args.batch_size, args.workers)
-    except (FileNotFoundError, ValueError) as e:
+        onnx = cached_onnx(model, args.weights) if args.backend == 'onnxruntime' and args.weights else None
+        scorer = Scorer(model, args.device, preset, args.tta, args.batch_size, args.workers,
+                        backend=args.backend, compile=args.compile, onnx_path=onnx)
+    except (FileNotFoundError, ValueError, ImportError, PermissionError) as e:
         print(f"eat-score: {e}", file=sys.stderr)
         return 2
     if args.random_weights:

@@ -48,3 +48,80 @@ def test_ratios_are_relative_to_the_named_reference(smoke):
     for r in rows:
         if r['section'] == 'loading':
             assert float(r['ratio']) == pytest.approx(float(r['value']) / plain, rel=1e-3)
+
+
+def test_smoke_side_by_side_and_memory_tables(smoke):
+    side = list(csv.DictReader(open(smoke / 'side_by_side.csv')))
+    assert {(r['name'], r['mode']) for r in side} == {(n, m) for n in ('eat', 'eat_compiled', 'swin')
+                                                      for m in ('infer', 'train')}
+    for r in side:
+        assert float(r['images_per_s']) > 0 and math.isfinite(float(r['vs_swin']))
+        assert r['vs_original'] == ''  # no --original checkout given
+    compiled = next(r for r in side if r['name'] == 'eat_compiled')
+    assert float(compiled['compile_s']) > 0
+    mem = list(csv.DictReader(open(smoke / 'memory_b32.csv')))
+    assert {(r['name'], r['grad_checkpointing']) for r in mem} == {(n, c) for n in ('eat', 'swin')
+                                                                   for c in ('False', 'True')}
+    assert all(float(r['peak_mb']) > 0 for r in mem)
+    for name in ('side_by_side.json', 'memory_b32.json'):
+        info = json.loads((smoke / name).read_text())
+        assert {'git_commit', 'cpu_model', 'load_avg_start', 'load_avg_end'} <= set(info)
+
+
+def test_original_checkout_errors_are_clear(tmp_path):
+    from original import load_original
+    with pytest.raises(FileNotFoundError, match='not a checkout of the original EAT repository'):
+        load_original(tmp_path)
+
+
+ORIGINAL = Path(__file__).resolve().parents[2] / 'orig_eat'
+
+
+@pytest.mark.skipif(not (ORIGINAL / 'AVA' / 'models' / 'dat_blocks.py').is_file(),
+                    reason='no checkout of the original EAT code beside the project')
+def test_original_model_builds_like_eat_tiny():
+    pytest.importorskip('einops')
+    import torch
+    from original import load_original
+    from eat.model import create_model
+    orig = load_original(ORIGINAL)
+    n = lambda m: sum(p.numel() for p in m.parameters())
+    assert n(orig) == n(create_model('eat_tiny'))
+    with torch.no_grad(): assert orig.eval()(torch.randn(1, 3, 224, 224)).shape == (1, 10)
+
+
+def test_bench_score_smoke(tmp_path):
+    import bench_score
+    res = bench_score.main(['--smoke', '--out', str(tmp_path / 'r'), '--dir', str(tmp_path / 'd')])
+    rows = list(csv.DictReader(open(tmp_path / 'r' / 'score_onnx.csv')))
+    assert [r['name'] for r in rows] == ['eager', 'onnxruntime', 'onnx_export_once']
+    assert float(rows[1]['ratio']) == pytest.approx(float(rows[0]['seconds']) / float(rows[1]['seconds']), rel=1e-3)
+    assert res['info']['max_abs_score_diff'] <= 1e-4
+    info = json.loads((tmp_path / 'r' / 'score_onnx_machine.json').read_text())
+    assert {'git_commit', 'load_avg_start', 'load_avg_end', 'photos'} <= set(info)
+    assert len(list((tmp_path / 'd' / 'weights').glob('*.onnx'))) == 1  # one export, reused by every round
+
+
+def test_gpu_check_refuses_without_a_gpu(tmp_path):
+    import subprocess
+    import torch
+    if torch.cuda.is_available(): pytest.skip('a GPU is present')
+    script = Path(__file__).resolve().parents[1] / 'benchmarks' / 'gpu_check.sh'
+    res = subprocess.run([str(script), '--out', str(tmp_path / 'gpu')], capture_output=True, text=True, timeout=120,
+                         env={**__import__('os').environ, 'PY': sys.executable})
+    assert res.returncode == 3, res.stderr
+    assert 'no CUDA GPU is visible' in res.stderr and 'nothing was measured' in res.stderr
+    assert not (tmp_path / 'gpu').exists()
+
+
+def test_gpu_check_code_paths_on_cpu(tmp_path):
+    import gpu_check
+    assert gpu_check.main(['--cpu-dry-run', '--out', str(tmp_path)]) == 0
+    rows = list(csv.DictReader(open(tmp_path / 'throughput.csv')))
+    assert {(r['model'], r['variant'], r['mode']) for r in rows} == {
+        (m, v, d) for m in ('eat', 'swin') for v in ('eager_fp32', 'eager_bf16', 'compiled_bf16')
+        for d in ('infer', 'train')}
+    smoke = list(csv.DictReader(open(tmp_path / 'smoke.csv')))
+    assert smoke and all(math.isfinite(float(r['loss_mean_last10'])) for r in smoke)
+    info = json.loads((tmp_path / 'machine.json').read_text())
+    assert info['cpu_dry_run'] is True and info['smoke']['steps'] == 12

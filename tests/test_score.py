@@ -159,3 +159,77 @@ def test_onnx_export_matches_pytorch(tmp_path):
     assert onnx_max_diff(model, path, batch=5) <= 1e-4
     single = create_model('eat_micro_hybrid', num_classes=1, **SMALL).eval()
     assert onnx_max_diff(single, export_onnx(single, tmp_path / 's.onnx'), batch=2) <= 1e-4
+
+
+def _copy_weights(weights, folder):
+    import shutil
+    folder.mkdir(parents=True, exist_ok=True)
+    for suffix in ('.safetensors', '.json'): shutil.copy(weights.with_suffix(suffix), folder / f'w{suffix}')
+    return folder / 'w.safetensors'
+
+
+def test_onnxruntime_backend_matches_eager_and_caches_its_export(folder, weights, tmp_path, capsys):
+    w = _copy_weights(weights, tmp_path / 'weights')
+    common = [str(folder), '--weights', str(w), '--batch-size', '4', '--quiet']
+    assert main(common + ['--out', str(tmp_path / 'eager.csv')]) == 1  # 1: the folder holds bad files on purpose
+    capsys.readouterr()
+    assert main(common + ['--out', str(tmp_path / 'ort.csv'), '--backend', 'onnxruntime']) == 1
+    assert 'exporting the model to ONNX once' in capsys.readouterr().err
+    eager = pd.read_csv(tmp_path / 'eager.csv', keep_default_na=False)
+    ort = pd.read_csv(tmp_path / 'ort.csv', keep_default_na=False)
+    assert list(ort.path) == list(eager.path) and list(ort.error) == list(eager.error)
+    ok = eager.error == ''
+    assert ok.sum() == 7
+    for col in ['score', 'std'] + [f'p{i}' for i in range(1, 11)]:
+        np.testing.assert_allclose(ort[col][ok].astype(float), eager[col][ok].astype(float), atol=1e-4)
+    cached = sorted(w.parent.glob('*.onnx'))
+    assert len(cached) == 1 and cached[0].name.startswith('w.')
+    mtime = cached[0].stat().st_mtime_ns
+    # second run: the cached file is reused, not exported again
+    assert main(common + ['--out', str(tmp_path / 'ort2.csv'), '--backend', 'onnxruntime']) == 1
+    assert 'exporting' not in capsys.readouterr().err
+    assert cached[0].stat().st_mtime_ns == mtime and sorted(w.parent.glob('*.onnx')) == cached
+    again = pd.read_csv(tmp_path / 'ort2.csv', keep_default_na=False)
+    np.testing.assert_allclose(again.score[ok].astype(float), ort.score[ok].astype(float), atol=1e-7)
+    # new weights at the same path: another key, another export (a stale file is never reused)
+    torch.manual_seed(1)
+    save_weights(create_model('eat_micro_hybrid', **SMALL), w)
+    assert main(common + ['--out', str(tmp_path / 'ort3.csv'), '--backend', 'onnxruntime']) == 1
+    assert 'exporting' in capsys.readouterr().err
+    assert len(list(w.parent.glob('*.onnx'))) == 2
+
+
+def test_onnxruntime_scorer_api_and_tta(weights):
+    img = Image.fromarray(np.random.default_rng(3).integers(0, 255, (120, 160, 3), dtype=np.uint8))
+    eager = Scorer.from_weights(weights, tta=True).score(img)
+    ort = Scorer.from_weights(weights, tta=True, backend='onnxruntime').score(img)
+    np.testing.assert_allclose(ort.score, eager.score, atol=1e-4)
+    with pytest.raises(ValueError, match='runs on the CPU'):
+        Scorer.from_weights(weights, backend='onnxruntime', device='cuda')
+
+
+def test_missing_onnxruntime_names_the_extra(folder, weights, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, 'onnxruntime', None)  # `import onnxruntime` now raises ImportError
+    assert main([str(folder / 'good.jpg'), '--weights', str(weights), '--backend', 'onnxruntime', '--quiet']) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'eat[export]'" in err and 'onnxruntime' in err
+    with pytest.raises(ImportError, match=r"the 'export' extra"):
+        Scorer.from_weights(weights, backend='onnxruntime')
+    assert main([str(folder / 'good.jpg'), '--weights', str(weights), '--quiet']) == 0  # eager needs no extra
+
+
+def test_compile_flag_reaches_torch_compile(folder, weights, monkeypatch, tmp_path):
+    real, calls = torch.compile, []
+    def spy(model, **kw):  # record the call; compile with the eager backend (inductor takes minutes on 2 cores)
+        calls.append(kw)
+        return real(model, **{**kw, 'backend': 'eager'})
+    monkeypatch.setattr(torch, 'compile', spy)
+    files = [str(folder / 'good.jpg'), str(folder / 'gray.jpg'), str(folder / 'sub')]
+    eager = Scorer.from_weights(weights, batch_size=2).score(files)
+    compiled = Scorer.from_weights(weights, batch_size=2, compile=True).score(files)  # last batch of 1: padded
+    np.testing.assert_allclose(compiled.score, eager.score, atol=1e-5)
+    assert calls == [{'dynamic': False}]
+    assert main(files + ['--weights', str(weights), '--compile', '--quiet', '--out', str(tmp_path / 'c.csv')]) == 0
+    assert len(calls) == 2
+    with pytest.raises(ValueError, match='eager backend'):
+        Scorer.from_weights(weights, backend='onnxruntime', compile=True)
