@@ -5,7 +5,6 @@
 # %% ../nbs/01_layers.ipynb #abf50d1d
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn as nn

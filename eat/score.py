@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
-import warnings
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -21,17 +19,16 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from .data import IMAGE_EXTS, SCORE_BINS
 from .export import OnnxRunner, cached_onnx, export_onnx, require_onnxruntime
 from .images import BadImageError, build_transform, open_image
 from .model import EAT, create_model, VARIANTS
 from .weights import load_model
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'BINS', 'COLUMNS', 'BACKENDS', 'find_images', 'dist_std', 'Scorer', 'main']
+__all__ = ['COLUMNS', 'BACKENDS', 'find_images', 'dist_std', 'Scorer', 'main']
 
 # %% ../nbs/07a_score.ipynb #2aed0eaa
-IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.bmp', '.webp', '.tif', '.tiff', '.gif')
-
 def find_images(paths: Sequence[str | Path], # files and folders
                 exts: Sequence[str] = IMAGE_EXTS, # extensions searched in folders (case-insensitive)
                 recursive: bool = True, # search sub-folders
@@ -49,14 +46,13 @@ def find_images(paths: Sequence[str | Path], # files and folders
     return found
 
 # %% ../nbs/07a_score.ipynb #d24395e1
-BINS = np.arange(1, 11, dtype=np.float64)
 COLUMNS = ['path', 'score'] + [f'p{i}' for i in range(1, 11)] + ['std', 'error']
 
 def dist_std(dist: np.ndarray, # N x 10 distributions (raw ones of original checkpoints too)
             ) -> np.ndarray:
     "Standard deviation of each 10-bin score distribution."
-    mean = dist @ BINS
-    return np.sqrt(np.clip((dist * (BINS[None] - mean[:, None]) ** 2).sum(1), 0, None))
+    mean = dist @ SCORE_BINS
+    return np.sqrt(np.clip((dist * (SCORE_BINS[None] - mean[:, None]) ** 2).sum(1), 0, None))
 
 class _Files(Dataset):
     "Decoded, transformed images of a list of paths; a bad file gives its error message instead."
@@ -142,7 +138,7 @@ class Scorer:
         outs = [self._forward(v) for v in views]  # (score, dist) pairs
         if self._has_dist:
             dist = torch.stack([d for _, d in outs]).mean(0).double().cpu().numpy()
-            return dist @ BINS, dist
+            return dist @ SCORE_BINS, dist
         return torch.stack([s for s, _ in outs]).mean(0).double().cpu().numpy(), None
 
     def _forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -224,10 +220,14 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 def _saved_preset(weights: str | None) -> str | None:
+    "The transform preset saved with the weights: beside a `.safetensors` file, or in a model folder's card."
     if not weights: return None
-    j = Path(weights).with_suffix('.json')
-    try: return json.loads(j.read_text()).get('preset') if j.is_file() else None
-    except (OSError, ValueError): return None
+    w = Path(weights)
+    try:
+        if w.is_dir(): return json.loads((w / 'config.json').read_text()).get('eat', {}).get('card', {}).get('preset')
+        j = w.with_suffix('.json')
+        return json.loads(j.read_text()).get('preset') if j.is_file() else None
+    except (OSError, ValueError, AttributeError): return None
 
 def main(argv: list[str] | None = None, # arguments (default: sys.argv[1:])
         ) -> int:
