@@ -101,8 +101,11 @@ class DeformableAttention(nn.Module):
         elif use_pe: self.rpe_table = nn.Parameter(torch.zeros(n_heads, 2 * q_size - 1, 2 * q_size - 1))
         else: self.rpe_table = None
         if isinstance(self.rpe_table, nn.Parameter): trunc_normal_(self.rpe_table, std=0.01)
-        if interest_points: self.ref_point14 = nn.Conv2d(self.nc, 2, 1)  # interest points (original key name)
+        if interest_points and interest_init == 'original':  # interest points (ref_point14: original key name)
+            self.ref_point14 = nn.Conv2d(self.nc, 2, 1)
         if interest_points and interest_init == 'grid':  # zero conv: the points start exactly on the grid
+            with torch.random.fork_rng(devices=[]):  # draws nothing: the same seed builds the same DAT weights
+                self.ref_point14 = nn.Conv2d(self.nc, 2, 1)  # interest points (original key name)
             nn.init.zeros_(self.ref_point14.weight); nn.init.zeros_(self.ref_point14.bias)
             self.register_buffer('grid_logit', uniform_grid(Hk, Wk, torch.float64).atanh().float(), persistent=False)
         self.register_buffer('offset_range', torch.tensor([1. / Hk, 1. / Wk]) * offset_range_factor, persistent=False)

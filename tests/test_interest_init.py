@@ -48,6 +48,19 @@ def test_grid_init_differs_from_dat_by_the_rule_alone(name, pooling):
     torch.testing.assert_close(b.references[0], grid, atol=1e-6, rtol=0)
 
 
+def test_grid_init_draws_no_random_numbers():
+    # with the same seed, EAT(grid) gets DAT's initial weights (a fresh head too) without loading anything
+    torch.manual_seed(0)
+    dat = create_model('dat_micro_hybrid', **STUDY).eval()
+    torch.manual_seed(0)
+    eat = create_model('eat_micro_hybrid', interest_init='grid', **STUDY).eval()
+    sd = dat.state_dict()
+    assert all(torch.equal(v, sd[k]) for k, v in eat.state_dict().items() if '.ref_point14.' not in k)
+    x = torch.randn(2, 3, 128, 128)
+    eat.set_exploration(False)
+    with torch.no_grad(): assert (eat(x).logits - dat(x).logits).abs().max() <= 1e-5
+
+
 def test_grid_init_is_zero_conv_on_the_grid_and_trains():
     blk = DeformableAttention(8, 4, 16, 2, interest_init='grid')
     assert blk.ref_point14.weight.abs().sum() == 0 and blk.ref_point14.bias.abs().sum() == 0
