@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--scale', default='cpu', help='smoke | cpu (default) | paper')
     ap.add_argument('--out', help='experiments folder to write runs/ and results/ into (default: the checkout\'s)')
     ap.add_argument('--workers', type=int, default=1, help='runs at a time (threads are split among them)')
-    ap.add_argument('--only', nargs='+', help='run only these tables: optuna main ablation damping explore attention')
+    ap.add_argument('--only', nargs='+', help='run only these tables: optuna main baselines ablation damping explore attention')
     ap.add_argument('--ava-txt', default='', help='paper scale: AVA.txt')
     ap.add_argument('--ava-images', default='', help='paper scale: the AVA image folder')
     ap.add_argument('--ava-test-list', default='', help='paper scale: AVA\'s generic_test.jpgl for the official protocol '
