@@ -57,7 +57,7 @@ from original import load_original  # noqa: E402
 from eat.datasets import IAADataset, make_loader  # noqa: E402
 from eat.images import ImageCache, build_transform  # noqa: E402
 from eat.model import create_model  # noqa: E402
-from eat.study import git_commit  # noqa: E402
+from eat.files import git_commit  # noqa: E402
 
 RESULTS = HERE / "results"
 SWIN = "swin_tiny_patch4_window7_224"

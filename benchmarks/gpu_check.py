@@ -61,7 +61,7 @@ def main(argv=None) -> int:
     t_start = time.perf_counter()
     sys.path.insert(0, str(HERE.parent)); sys.path.insert(0, str(HERE))
     import timm
-    from bench import SWIN, _logits, machine_info
+    from bench import SWIN, _logits, machine_info, step_fns
     from eat.model import create_model
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
     info = machine_info(torch.get_num_threads())
@@ -99,17 +99,9 @@ def main(argv=None) -> int:
     xt = torch.randn(a.train_batch, 3, img, img, device=dev)
 
     def fns(model, dtype, compiled=False):
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-6)
+        "bench.step_fns of the (compiled) model: inference on the inference batch, a training step on the training one."
         fwd = (torch.compile(model, backend="eager") if dry else torch.compile(model)) if compiled else model
-        ctx = (lambda: torch.autocast(dev, dtype=dtype)) if dtype else (lambda: torch.autocast(dev, enabled=False))
-        def infer():
-            model.eval()
-            with torch.inference_mode(), ctx(): _logits(fwd(xi))
-        def train():
-            model.train()
-            with ctx(): loss = _logits(fwd(xt)).float().square().mean()
-            loss.backward(); opt.step(); opt.zero_grad(set_to_none=True)
-        return {"infer": infer, "train": train}
+        return {"infer": step_fns(fwd, xi, dtype)[0], "train": step_fns(fwd, xt, dtype)[1]}
 
     def timed(calls: dict, what: str) -> dict:
         "Median seconds per call of each callable, interleaved, after warm-up rounds; one that fails is dropped."
