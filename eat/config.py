@@ -44,7 +44,7 @@ class DataConfig:
     num_workers: int = 0  # DataLoader worker processes per rank
     cache: bool = False  # read pre-resized JPEG copies (built on first use) instead of the sources
     cache_dir: str = ""  # where the copies live (empty: `<run folder>/cache`)
-    scene_labels: str = "object"  # scenes: object (8 classes) | scene (4) | joint (32) | fine (128)
+    scene_labels: str = "object"  # scenes: object (8 classes) | scene (4) | joint (32)
     scene_train: int = 2000  # scenes: training images per epoch (new ones every epoch)
     scene_val: int = 400  # scenes: fixed validation images
     limit: int = 0  # use at most this many images of each split (0: all), for smoke runs
@@ -90,7 +90,7 @@ _CHOICES = {"model": sorted(VARIANTS) + sorted(BASELINES), "freeze": list(FREEZE
             "schedule": ["step", "cosine", "constant"], "precision": ["auto", "fp32", "bf16", "fp16"],
             "device": ["auto", "cpu", "cuda"],
             "data.kind": [*READERS, "scenes"],  # every label format of eat.data, or the scene stream
-            "data.scene_labels": ["object", "scene", "joint", "fine"]}
+            "data.scene_labels": ["object", "scene", "joint"]}
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0"}
 
 

@@ -29,7 +29,7 @@ class SceneSplit(Dataset):
                  size: int,  # image side
                  seed: int,  # stream seed (the validation split uses another seed than training)
                  n: int,  # images per epoch
-                 labels: str = "object",  # object | scene | joint | fine
+                 labels: str = "object",  # object | scene | joint
                  fixed: bool = False):  # the same images every epoch (validation)
         from eat.synth import SyntheticScenes
         self.stream, self.n, self.fixed = SyntheticScenes(size=size, seed=seed, labels=labels), n, fixed

@@ -30,9 +30,8 @@ from .images import IMAGENET_MEAN, IMAGENET_STD
 # %% auto #0
 __all__ = ['OBJECTS', 'SCENES', 'FG_WEIGHTS', 'BG_WEIGHTS', 'FACTORS', 'THIRDS_POINTS', 'SCORE_MEAN', 'SCORE_SPREAD', 'NOISE_SD',
            'Q_MEAN', 'Q_STD', 'R_MIN', 'R_MAX', 'R_SWITCH', 'MAX_CLUTTER', 'MAX_TILT', 'MAX_EV', 'VOTES_MEAN',
-           'GENERATOR_VERSION', 'N_STRIPE_BINS', 'SCENE_LABELS', 'sample_scene', 'scene_factors', 'latent_score',
-           'render_scene', 'object_alpha', 'sample_votes', 'make_synthetic_ava', 'main', 'scene_label',
-           'SyntheticScenes']
+           'GENERATOR_VERSION', 'sample_scene', 'scene_factors', 'latent_score', 'render_scene', 'object_alpha',
+           'sample_votes', 'make_synthetic_ava', 'main', 'SyntheticScenes']
 
 # %% ../nbs/04c_synth.ipynb #ee5eb843
 OBJECTS = ("circle", "square", "triangle", "star", "cross", "ring", "diamond", "hexagon")  # object classes
@@ -274,32 +273,18 @@ def main(argv: list[str] | None = None,  # arguments (default: sys.argv[1:])
 #| eval: false
 if __name__ == "__main__": sys.exit(main())
 
-# %% ../nbs/04c_synth.ipynb #703d8338
-N_STRIPE_BINS = 4  # stripe orientation bins of the "fine" labels (45 degrees each, orientation mod 180)
-SCENE_LABELS = {"object": len(OBJECTS), "scene": len(SCENES), "joint": len(OBJECTS) * len(SCENES),
-                "fine": len(OBJECTS) * len(SCENES) * N_STRIPE_BINS}  # label set -> number of classes
-
-def scene_label(p: dict,  # a scene of `sample_scene`
-                labels: str,  # a key of `SCENE_LABELS`
-               ) -> int:
-    "The class of scene `p` under a label set: content only (what is shown), never a quality factor."
-    o, s = p["object_class"], p["scene_type"]
-    if labels == "object": return o
-    if labels == "scene": return s
-    if labels == "joint": return o * len(SCENES) + s
-    return (o * len(SCENES) + s) * N_STRIPE_BINS + int((p["rotation"] % 180 + 22.5) // 45) % N_STRIPE_BINS
-
 # %% ../nbs/04c_synth.ipynb #32de309c
 class SyntheticScenes(IterableDataset):
     "Unlimited seeded stream of `(image FloatTensor[3, size, size], label)` for pretraining a backbone."
     def __init__(self,
                  size: int = 128,  # image side in pixels
                  seed: int = 0,  # stream seed
-                 labels: str = "object",  # a key of `SCENE_LABELS`: object (8 classes), scene (4), joint (32), fine (128)
+                 labels: str = "object",  # "object" (8 classes), "scene" (4) or "joint" (32)
                  length: int | None = None,  # samples per epoch (None: unlimited)
                  centred: bool = True,  # ImageNet-like framing: larger objects near the centre
                  normalize: bool = True):  # ImageNet mean/std normalisation
-        if labels not in SCENE_LABELS: raise ValueError(f"labels={labels!r}; use one of {list(SCENE_LABELS)}")
+        if labels not in ("object", "scene", "joint"):
+            raise ValueError(f"labels={labels!r}; use 'object', 'scene' or 'joint'")
         self.size, self.seed, self.labels, self.length = size, seed, labels, length
         self.centred, self.normalize, self.epoch = centred, normalize, 0
         self._mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
@@ -307,14 +292,12 @@ class SyntheticScenes(IterableDataset):
 
     @property
     def num_classes(self) -> int:
-        return SCENE_LABELS[self.labels]
+        return {"object": len(OBJECTS), "scene": len(SCENES), "joint": len(OBJECTS) * len(SCENES)}[self.labels]
 
     def class_name(self, label: int) -> str:
         "Readable name of a label."
         if self.labels == "object": return OBJECTS[label]
         if self.labels == "scene": return SCENES[label]
-        if self.labels == "fine":
-            return f"{OBJECTS[label // 16]}/{SCENES[label // 4 % 4]}/stripes {45 * (label % N_STRIPE_BINS)} deg"
         return f"{OBJECTS[label // len(SCENES)]}/{SCENES[label % len(SCENES)]}"
 
     def set_epoch(self, epoch: int):
@@ -330,7 +313,8 @@ class SyntheticScenes(IterableDataset):
             p["cx"], p["cy"] = (float(np.clip(v, r, 1 - r)) for v in 0.5 + rng.normal(0, 0.07, 2))
         x = torch.from_numpy(render_scene(p, self.size)).permute(2, 0, 1).float().div_(255)
         if self.normalize: x = (x - self._mean) / self._std
-        return x, scene_label(p, self.labels)
+        o, s = p["object_class"], p["scene_type"]
+        return x, {"object": o, "scene": s, "joint": o * len(SCENES) + s}[self.labels]
 
     def __iter__(self):
         wi = get_worker_info()
