@@ -166,3 +166,6 @@ def start_epoch(loader: DataLoader, cfg: TrainConfig, rt: Runtime, epoch: int, s
     loader.sampler.set_epoch(epoch, skip_batches * loader.batch_size)
     if hasattr(loader.dataset, "set_epoch"): loader.dataset.set_epoch(epoch)
     loader.generator.manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + rt.rank)
+    # augmentation draws (in-process loading) follow the seed and epoch alone, not what built the model before:
+    # arms of one seed see the same crops and flips; a run resumed mid-epoch keeps its restored generator state
+    if skip_batches == 0: torch.manual_seed(cfg.seed * 1_000_003 + epoch * 1009 + rt.rank)
