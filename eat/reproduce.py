@@ -86,14 +86,15 @@ def reproduce(scale: str = 'cpu', # smoke | cpu | paper
               extra: dict | None = None, # more parameters for every run
               report: bool = True, # build the report at the end
               progress: bool = True, # progress bar
+              report_only: bool = False, # no runs: rebuild the report from the committed result files (and the runs here)
              ) -> dict:
     "Run the study at `scale`; returns counts and the failures."
     get_scale(scale)
     exp = find_experiments()
     root = Path(root) if root else exp
-    runs = [r for r in plan(scale) if not only or r.table in only]
+    runs = [r for r in plan(scale) if (not only or r.table in only) and not report_only]
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    prepare_data(root, scale)
+    if runs: prepare_data(root, scale)
     by_key = {r.key: r for r in runs}
     todo = {k: r for k, r in by_key.items() if not is_complete(run_dir(root, scale, r))}
     done = {r.key for r in runs if r.key not in todo}
@@ -120,8 +121,9 @@ def reproduce(scale: str = 'cpu', # smoke | cpu | paper
                 bar.update(1)
     bar.close()
     report_path = None
-    if report and done:
-        rep = Run('report', scale, 'report.ipynb', dict(SCALE=scale, RUNS_ROOT=str((root / 'runs' / scale).resolve()),
+    have_runs = (root / 'runs' / scale).is_dir()
+    if report and (done or report_only):
+        rep = Run('report', scale, 'report.ipynb', dict(SCALE=scale, RUNS_ROOT=str((root / 'runs' / scale).resolve()) if have_runs else '',
                                                         RESULTS_DIR=str((root / 'results' / scale).resolve())))
         folder = root / 'runs' / scale / '_report'
         (folder / 'results.json').unlink(missing_ok=True)  # the report is rebuilt every time
@@ -145,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--ava-test-list', default='', help='paper scale: AVA\'s generic_test.jpgl for the official protocol '
                     '(default: the paper\'s random 90/5/5 split)')
     ap.add_argument('--no-report', action='store_true', help='do not build the report')
+    ap.add_argument('--report-only', action='store_true', help='run nothing: rebuild summary.json, the tables and figures '
+                    'from the committed files in experiments/results/<scale>/ (gathering the run folders first if present)')
     a = ap.parse_args(argv)
     try: get_scale(a.scale)
     except ValueError as e: print(f'eat-reproduce: {e}', file=sys.stderr); return 2
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.scale == 'paper' and not (a.ava_txt and a.ava_images):
         print('eat-reproduce: the paper scale needs your AVA files: --ava-txt AVA.txt --ava-images DIR.', file=sys.stderr)
         return 2
-    s = reproduce(a.scale, a.out, a.workers, a.only, extra, report=not a.no_report)
+    s = reproduce(a.scale, a.out, a.workers, a.only, extra, report=not a.no_report, report_only=a.report_only)
     print(f"eat-reproduce: {s['complete']} of {s['runs']} runs complete, {len(s['failed'])} failed, "
           f"{s['minutes']} min." + (f" Report: {s['report']}" if s['report'] else ''))
     for k, v in s['failed'].items(): print(f'  {v}')

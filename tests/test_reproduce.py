@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 import eat.reproduce as R
-from eat.study import Run, get_scale, plan, run_config, with_files
+from eat.study import HEAD, Run, get_scale, plan, run_config, with_files
 from eat.train import train
 
 
@@ -48,8 +48,12 @@ def test_report_has_every_table_and_figure(smoke):
                   'not AVA numbers']:
         assert title in report, title
     main = pd.read_csv(res / 'table1_main.csv')
-    assert set(main.configuration) == {'pretrained backbone, no fine-tuning', 'DAT', 'DAT (Optuna-tuned)', 'EAT',
+    assert set(main.configuration) == {'pretrained backbone, no fine-tuning', HEAD, 'DAT', 'DAT (Optuna-tuned)', 'EAT',
                                        'EAT (Optuna-tuned)', 'EAT, original interest-point init'}
+    summary = json.loads((res / 'summary.json').read_text())
+    assert summary['verdict'] in ('supported', 'contradicted', 'not supported', 'inconclusive')
+    assert summary['eat_grid_vs_dat_step0_max_abs_diff'] <= 1e-5  # EAT(grid) starts as DAT
+    assert (res / 'predictions.csv.gz').is_file() and (res / 'test_images.csv.gz').is_file()
     assert main.SRCC.notna().all()
     assert list(pd.read_csv(res / 'table1b_baselines.csv').configuration) == ['ConvNeXt (timm, shrunk)']
     for fig in ['fig_convergence.png', 'fig_table3a_damping.png', 'optuna_eat_optuna_history.png',
@@ -58,6 +62,17 @@ def test_report_has_every_table_and_figure(smoke):
     assert list(res.glob('attention_figures_attention_*.png'))
     ablation = pd.read_csv(res / 'table2_ablation.csv')
     assert len(ablation) == 5
+
+
+def test_report_rebuilds_from_committed_files_alone(smoke, tmp_path):
+    root, _ = smoke
+    import shutil
+    res = tmp_path / 'results' / 'smoke'
+    shutil.copytree(root / 'results/smoke', res)
+    before = json.loads((res / 'summary.json').read_text())
+    from eat.report import build_report
+    build_report(None, res, 'smoke')  # no run folders: only the committed files
+    assert json.loads((res / 'summary.json').read_text()) == before
 
 
 def test_second_call_does_no_work_twice(smoke):
