@@ -103,7 +103,7 @@ def copy_report():
         _write_if_changed(out / 'index.md', "# Experiments report\n\n"
             "```{note}\nNo experiments report exists in this checkout: neither `experiments/results/cpu/REPORT.md` "
             "nor `experiments/results/smoke/REPORT.md` was found when these docs were built. Run "
-            "`make reproduce` (cpu scale, hours on a CPU) or `make reproduce SCALE=smoke` (about 2 minutes), then "
+            "`make reproduce` (cpu scale, hours on a CPU) or `make reproduce SCALE=smoke` (a few minutes), then "
             "`make docs`.\n```\n\nHow the study is organised: {doc}`/running_at_scale` and `experiments/README.md`.\n")
         return None
     scale, src = found
