@@ -126,18 +126,19 @@ class LocalAttention(nn.Module):
         return self.relative_position_bias_table[self.relative_position_index.view(-1)].view(N, N, -1).permute(2, 0, 1)
 
     def _attend(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        "Attention over windows of a channels-last map with an additive bias broadcastable to B x nW x heads x N x N."
+        "Attention over windows of a channels-last map with an additive bias broadcastable to nW x heads x N x N."
         B, H, W, C = x.shape
         wh, ww = self.window_size
         if H % wh or W % ww:
             raise ValueError(f"Feature map {H}x{W} is not divisible by the window size {wh}x{ww}: "
                              f"use an image size whose feature maps are multiples of the window.")
         xw = _window_partition(x, wh, ww)
-        nW, N = xw.shape[1], xw.shape[2]
-        q, k, v = self.proj_qkv(xw).view(B, nW, N, 3, self.heads, C // self.heads).permute(3, 0, 1, 4, 2, 5).unbind(0)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype),
-                                             dropout_p=self.attn_drop if self.training else 0.)
-        out = self.proj_drop(self.proj_out(out.transpose(2, 3).reshape(B, nW, N, C)))
+        nW, N, h = xw.shape[1], xw.shape[2], self.heads
+        # 4-d (windows x heads x N x d) with a 4-d mask: the layout of PyTorch's fused CPU kernel (5-d runs unfused)
+        q, k, v = self.proj_qkv(xw).view(B * nW, N, 3, h, C // h).permute(2, 0, 3, 1, 4).unbind(0)
+        mask = bias.to(q.dtype).expand(B, nW, h, N, N).reshape(B * nW, h, N, N)  # a view when bias has no nW axis
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.)
+        out = self.proj_drop(self.proj_out(out.transpose(1, 2).reshape(B, nW, N, C)))
         return _window_merge(out, H, W, wh, ww)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor: return self._attend(x, self._bias())
