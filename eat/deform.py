@@ -12,6 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
+from .layers import masked_attention
+
 # %% auto #0
 __all__ = ['uniform_grid', 'offset_rule', 'LayerNormChannels', 'DeformableAttention', 'set_exploration']
 
@@ -151,13 +153,12 @@ class DeformableAttention(nn.Module):
         pos = offset + reference if self.offset_range_factor >= 0 else (offset + reference).tanh()
         pos_xy = pos.flip(-1)  # grid_sample wants (x, y)
         sampled = F.grid_sample(self._groups(x), pos_xy, mode='bilinear', align_corners=True)
-        sampled = sampled.permute(0, 2, 3, 1).reshape(B, g, n, -1).transpose(1, 2).reshape(B, n, C)  # group-major C
+        sampled = sampled.reshape(B, g, -1, n).permute(0, 3, 1, 2).reshape(B, n, C)  # group-major C; one copy for k and v
         hc, nh = self.n_head_channels, self.n_heads
         k = self._linear(sampled, self.proj_k).view(B, n, nh, hc).transpose(1, 2)
         v = self._linear(sampled, self.proj_v).view(B, n, nh, hc).transpose(1, 2)
         qh = q.reshape(B, H * W, nh, hc).transpose(1, 2)
-        out = F.scaled_dot_product_attention(qh, k, v, attn_mask=self._bias(pos_xy, B, q.dtype),
-                                             dropout_p=self.attn_drop if self.training else 0.)
+        out = masked_attention(qh, k, v, self._bias(pos_xy, B, q.dtype), self.attn_drop if self.training else 0.)
         if self.use_pe and self.dwc_pe:
             lepe = self.rpe_table(q.permute(0, 3, 1, 2)).reshape(B, nh, hc, H * W).transpose(2, 3)
             out = out + lepe

@@ -12,8 +12,9 @@ import torch.nn.functional as F
 from timm.layers import DropPath, trunc_normal_
 
 # %% auto #0
-__all__ = ['LayerNormProxy', 'ConvNorm', 'TransformerMLP', 'TransformerMLPWithConv', 'relative_position_index', 'LocalAttention',
-           'shifted_window_mask', 'ShiftWindowAttention', 'ConvBlock', 'ConvStage']
+__all__ = ['LayerNormProxy', 'ConvNorm', 'TransformerMLP', 'TransformerMLPWithConv', 'relative_position_index',
+           'masked_attention', 'LocalAttention', 'shifted_window_mask', 'ShiftWindowAttention', 'ConvBlock',
+           'ConvStage']
 
 # %% ../nbs/01_layers.ipynb #fe71bc17
 class LayerNormProxy(nn.Module):
@@ -101,6 +102,20 @@ def _window_merge(x: torch.Tensor, H: int, W: int, wh: int, ww: int) -> torch.Te
     x = x.view(B, H // wh, W // ww, wh, ww, C).permute(0, 1, 3, 2, 4, 5)
     return x.reshape(B, H, W, C)
 
+# %% ../nbs/01_layers.ipynb #9a11ee77
+def masked_attention(q: torch.Tensor, # ... x heads x N x d queries
+                     k: torch.Tensor, # ... x heads x M x d keys
+                     v: torch.Tensor, # ... x heads x M x d values
+                     mask: torch.Tensor | None, # additive mask broadcastable to ... x heads x N x M (finite values)
+                     dropout_p: float = 0., # dropout on the attention weights
+                    ) -> torch.Tensor:
+    "`softmax(q k^T / sqrt(d) + mask) v`: PyTorch's fused kernel, or the formula itself when the mask takes a gradient."
+    if mask is None or not mask.requires_grad:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p)
+    # the fused CPU kernel gives no mask gradient, and PyTorch's own fallback adds a fully-masked-row pass (~25% slower)
+    a = torch.softmax((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1) + mask, -1)
+    return F.dropout(a, dropout_p) @ v
+
 # %% ../nbs/01_layers.ipynb #f9ff2b34
 class LocalAttention(nn.Module):
     "Multi-head self-attention inside non-overlapping windows, with a relative-position bias (DAT's `L` block)."
@@ -137,7 +152,7 @@ class LocalAttention(nn.Module):
         # 4-d (windows x heads x N x d) with a 4-d mask: the layout of PyTorch's fused CPU kernel (5-d runs unfused)
         q, k, v = self.proj_qkv(xw).view(B * nW, N, 3, h, C // h).permute(2, 0, 3, 1, 4).unbind(0)
         mask = bias.to(q.dtype).expand(B, nW, h, N, N).reshape(B * nW, h, N, N)  # a view when bias has no nW axis
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.attn_drop if self.training else 0.)
+        out = masked_attention(q, k, v, mask, self.attn_drop if self.training else 0.)
         out = self.proj_drop(self.proj_out(out.transpose(1, 2).reshape(B, nW, N, C)))
         return _window_merge(out, H, W, wh, ww)
 
