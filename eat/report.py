@@ -33,12 +33,11 @@ METRICS = ['plcc', 'acc', 'mae']
 
 def summarise(runs: pd.DataFrame, # runs.csv: one row per run with `config`, `seed`, `init` and test metrics
               configs: list[str], # rows, in order
-              results_dir: str | Path | None = None, # the committed predictions (None: no SRCC intervals)
-              n_boot: int = 2000, # bootstrap resamples for the SRCC intervals
+              arms: pd.DataFrame | None = None, # `arms_table` rows with SRCC intervals (None: seed means only)
              ) -> pd.DataFrame:
     "One row per configuration (missing ones skipped): SRCC with intervals, seed means of the other metrics."
     rows = []
-    ci = arms_table(results_dir, configs, n_boot).set_index('arm') if results_dir else pd.DataFrame()
+    ci = arms.set_index('arm') if arms is not None and len(arms) else pd.DataFrame()
     for c in configs:
         g = runs[runs.config == c]
         if g.empty: continue
@@ -89,6 +88,14 @@ def verdict_paragraph(s: dict, # summary.json
 def _save(fig, path: Path):
     fig.savefig(path, dpi=110, bbox_inches='tight'); plt.close(fig)
 
+def _all_arms(out: Path, configs: list[str], n_boot: int) -> pd.DataFrame:
+    "arms.csv (summarise_study's arms) plus any other configuration of the tables, computed once and saved back."
+    have = pd.read_csv(out / 'arms.csv') if (out / 'arms.csv').is_file() else pd.DataFrame(columns=['arm'])
+    todo = [c for c in dict.fromkeys(configs) if c not in set(have.arm)]
+    arms = pd.concat([have, arms_table(out, todo, n_boot)], ignore_index=True) if todo else have
+    arms.to_csv(out / 'arms.csv', index=False)
+    return arms
+
 def _contrast_table(s: dict) -> pd.DataFrame:
     rows = [dict(contrast='PRIMARY: ' + s['primary']['contrast'], **{k: s['primary'][k] for k in ('estimate', 'ci95', 'p', 'mde80')})]
     rows += [{k: r.get(k) for k in ('contrast', 'estimate', 'ci95', 'p', 'p_holm', 'mde80', 'reason') if k in r}
@@ -125,11 +132,12 @@ def build_report(runs_root: str | Path | None, # experiments/runs/<scale> (None:
         raise FileNotFoundError(f"No result files in {out}: run `eat-reproduce --scale {scale}` first.")
     summ = summarise_study(out, scale, n_boot)
     runs = pd.read_csv(out / 'runs.csv')
+    arms = _all_arms(out, [c for _, _, cs in tables(s) for c in cs], n_boot)
     head = provenance(runs, scale)
     parts = [f'# EAT reproduction: {scale} scale\n\n{head}\n', verdict_paragraph(summ) + '\n']
     if s.cut: parts.append('Cut at this scale: ' + '; '.join(f'{k} ({v})' for k, v in s.cut.items()) + '.\n')
     for fname, title, configs in tables(s):
-        t = summarise(runs, configs, out, n_boot)
+        t = summarise(runs, configs, arms)
         t.to_csv(out / f'{fname}.csv', index=False)
         parts.append(markdown_table(t, title, head))
         if fname == 'table1_main':
