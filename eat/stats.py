@@ -12,8 +12,8 @@ import numpy as np
 from scipy.stats import norm, rankdata
 
 # %% auto #0
-__all__ = ['MDE_FACTOR', 'hierarchical_bootstrap', 'Estimate', 'summarise_draws', 'srcc_rows', 'Paired', 'holm',
-           'background_weight', 'background_weight_estimate']
+__all__ = ['MDE_FACTOR', 'hierarchical_bootstrap', 'Estimate', 'summarise_draws', 'srcc_rows', 'dense_ranks', 'resampled_ranks',
+           'Paired', 'holm', 'background_weight', 'background_weight_estimate']
 
 # %% ../nbs/05b_stats.ipynb #1ee12121
 def hierarchical_bootstrap(per_seed: Callable[[list], np.ndarray], # image index arrays (one B x n_k per stratum) -> B x S
@@ -67,10 +67,28 @@ def srcc_rows(pred: np.ndarray, # ... x N predictions
               true: np.ndarray, # ... x N ground truth (broadcast against `pred`)
              ) -> np.ndarray:
     "Spearman's rho of each row pair along the last axis (NaN for a constant row)."
-    rp, rt = rankdata(pred, axis=-1), rankdata(true, axis=-1)
-    rp, rt = rp - rp.mean(-1, keepdims=True), rt - rt.mean(-1, keepdims=True)
+    return _pearson_rows(rankdata(pred, axis=-1), rankdata(true, axis=-1))
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    x, y = x - x.mean(-1, keepdims=True), y - y.mean(-1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return (rp * rt).sum(-1) / np.sqrt((rp * rp).sum(-1) * (rt * rt).sum(-1))
+        return (x * y).sum(-1) / np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
+
+# %% ../nbs/05b_stats.ipynb #1e3aed29
+def dense_ranks(x: np.ndarray) -> np.ndarray:
+    "Dense ranks (0, 1, ... over the distinct values) along the last axis, as int64."
+    return (rankdata(x, method='dense', axis=-1) - 1).astype(np.int64)
+
+def resampled_ranks(dense: np.ndarray, # ... x N dense ranks of the values (`dense_ranks`)
+                    idx: np.ndarray, # B x n image resamples
+                   ) -> np.ndarray: # B x ... x n average ranks within each resample
+    "Average ranks of the resampled values, from counts of their dense ranks (the same numbers as `rankdata`)."
+    K, n = int(dense.max()) + 1, idx.shape[-1]
+    d = np.moveaxis(dense[..., idx], -2, 0)  # B x ... x n
+    flat = d.reshape(-1, n)
+    counts = np.bincount((flat + K * np.arange(len(flat))[:, None]).ravel(), minlength=len(flat) * K).reshape(-1, K)
+    avg = np.cumsum(counts, 1) - (counts - 1) / 2  # draws at or below a value, minus its own (count - 1) / 2
+    return np.take_along_axis(avg, flat, 1).reshape(d.shape)
 
 # %% ../nbs/05b_stats.ipynb #efbd1b6c
 @dataclass
@@ -83,6 +101,7 @@ class Paired:
     def __post_init__(self):
         self.true, self.bg = np.asarray(self.true, float), np.asarray(self.bg, bool)
         self.preds = {k: np.atleast_2d(np.asarray(v, float)) for k, v in self.preds.items()}
+        self._dense = {k: dense_ranks(v) for k, v in self.preds.items()} | {None: dense_ranks(self.true)}
         n, shapes = len(self.true), {k: v.shape for k, v in self.preds.items()}
         if len(self.bg) != n: raise ValueError(f"bg has {len(self.bg)} images, true has {n}")
         bad = {k: s for k, s in shapes.items() if s[1] != n}
@@ -98,7 +117,7 @@ class Paired:
 
     def _srcc(self, arm: str, idx: np.ndarray) -> np.ndarray:
         "B x S: SRCC of every seed of `arm` on each image resample `idx` (B x n)."
-        return srcc_rows(self.preds[arm][:, idx].transpose(1, 0, 2), self.true[idx][:, None, :])
+        return _pearson_rows(resampled_ranks(self._dense[arm], idx), resampled_ranks(self._dense[None], idx)[:, None])
 
     def bootstrap(self, stat: Callable, n_boot: int = 2000, seed: int = 0) -> Estimate:
         "`stat(srcc, bg_idx, rest_idx)` -> B x S, bootstrapped over seeds and images (stratified by the flag)."
