@@ -74,7 +74,7 @@ def attention_shares(runs_root: Path, # experiments/runs/<scale>
     out = []
     for _, r in runs.iterrows():
         w = Path(r.folder) / 'best.safetensors'
-        if not w.is_file() or not str(r.model).startswith(('eat_', 'dat_')): continue
+        if not w.is_file() or not str(r.model).startswith(('eat_', 'dat_')) or r.table == 'starts': continue  # arms only
         model = load_model(w)
         side = min(8, max(m.kv_size[0] for m in model.modules() if isinstance(m, DeformableAttention)))  # 8x8, or the largest
         S, tf = model.cfg.img_size, build_transform('synthetic', False, model.cfg.img_size)

@@ -74,7 +74,7 @@ def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return (x * y).sum(-1) / np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
 
-# %% ../nbs/05b_stats.ipynb #1e3aed29
+# %% ../nbs/05b_stats.ipynb #55ac5d5b
 def dense_ranks(x: np.ndarray) -> np.ndarray:
     "Dense ranks (0, 1, ... over the distinct values) along the last axis, as int64."
     return (rankdata(x, method='dense', axis=-1) - 1).astype(np.int64)
