@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap
 
-from .files import read_json, write_json
+from .files import git_commit, read_json, write_json
 from .stats import (Estimate, Paired, background_weight, background_weight_estimate, hierarchical_bootstrap, holm,
                        summarise_draws)
 from .study import HEAD, ZERO_SHOT, _other_init, get_scale, init_label, load_results
@@ -295,6 +295,7 @@ def summarise_study(results_dir: str | Path, # a results folder written by `coll
     zs = next((hist[(hist.row == r) & (hist.epoch == 0)].val_srcc for r in (HEAD, 'DAT')
                if ((hist.row == r) & (hist.epoch == 0)).any()), pd.Series(dtype=float))
     out = dict(scale=scale, dirty=any(c_.endswith('+dirty') for c_ in commits), commits=commits,
+               analysis_commit=git_commit(),  # the code that computed this file from the committed results
                test_images=int(len(imgs)), background_sensitive_test_images=int(imgs.bg_sensitive.sum()),
                seeds={r: int(g.seed.nunique()) for r, g in runs.groupby('config')},
                primary=c['primary'], secondary=c['secondary'], holm_family=c['holm_family'],

@@ -134,7 +134,9 @@ def build_report(runs_root: str | Path | None, # experiments/runs/<scale> (None:
     runs = pd.read_csv(out / 'runs.csv')
     arms = _all_arms(out, [c for _, _, cs in tables(s) for c in cs], n_boot)
     head = provenance(runs, scale)
-    parts = [f'# EAT reproduction: {scale} scale\n\n{head}\n', verdict_paragraph(summ) + '\n']
+    parts = [f'# EAT reproduction: {scale} scale\n\n{head} Analysis computed by commit {summ.get("analysis_commit")} '
+             f'from the committed result files in this folder (`eat-reproduce --scale {scale} --report-only`).\n',
+             verdict_paragraph(summ) + '\n']
     if s.cut: parts.append('Cut at this scale: ' + '; '.join(f'{k} ({v})' for k, v in s.cut.items()) + '.\n')
     for fname, title, configs in tables(s):
         t = summarise(runs, configs, arms)
