@@ -71,7 +71,8 @@ def verdict_paragraph(s: dict, # summary.json
                      ) -> str:
     "The verdict paragraph, generated from the summary's numbers."
     p = s['primary']
-    held = [r['contrast'] for r in s['secondary'] if r.get('p_holm') is not None and r['p_holm'] < 0.05]
+    held = [f"{r['contrast']} ({r['estimate']:+.4f})" for r in s['secondary']
+            if r.get('p_holm') is not None and r['p_holm'] < 0.05]
     missing = [r['contrast'] for r in s['secondary'] if r.get('estimate') is None]
     half = s.get('primary_ci_half_width')
     return (f"**Verdict: {s['verdict']}.** The primary endpoint (EAT(grid) - DAT SRCC on background-sensitive test "
@@ -176,7 +177,9 @@ def build_report(runs_root: str | Path | None, # experiments/runs/<scale> (None:
 def _copied_sections(runs_root: Path, out: Path, head: str) -> list[str]:
     "The attention and Optuna runs' numbers and figures, copied from their side files."
     parts = []
-    for sub, title in (('attention/figures', 'Attention: where DAT and EAT sample keys'),
+    for sub, title in (('attention/figures', 'Attention figures: where DAT and EAT (seed 0) sample keys (descriptive: '
+                                             'unweighted sampling positions of the last block; the pre-registered '
+                                             'measure is Table 4c)'),
                        ('optuna/eat', 'Table 7: Optuna search, EAT'), ('optuna/dat', 'Table 7b: Optuna search, DAT')):
         rj = runs_root / sub / 'results.json'
         if not rj.is_file(): continue

@@ -323,6 +323,12 @@ def train_trial(cfg: TrainConfig, # the trial's config
     return float(res.get('best_val_srcc', float('nan')))
 
 # %% ../nbs/08_study.ipynb #d48f4020
+def _init_name(init: str | None) -> str:
+    "What a run started from: a weights file's name, or the run folder of a study run's best weights (a shared start)."
+    if not init: return 'from scratch'
+    p = Path(init)
+    return f'{p.parent.parent.name}/{p.parent.name}' if p.name == 'best.safetensors' else p.name
+
 def load_results(root: str | Path, # experiments/runs/<scale>
                 ) -> pd.DataFrame:
     "Every finished `results.json` under `root` as one row: table, row label, run, switches and flattened metrics."
@@ -332,7 +338,7 @@ def load_results(root: str | Path, # experiments/runs/<scale>
         if r.get('status') != 'ok' or 'row' not in r: continue
         row = dict(table=f.parent.parent.name, config=r['row'], run=f.parent.name, folder=str(f.parent),
                    dataset=r.get('dataset'), model=r.get('model'), seed=r.get('seed'), seconds=r.get('seconds'),
-                   commit=r.get('git_commit'), init=Path(r.get('config', {}).get('init') or 'from scratch').name)
+                   commit=r.get('git_commit'), init=_init_name(r.get('config', {}).get('init')))
         row.update({f'sw_{k}': v for k, v in r.get('switches', {}).items()})
         for part, m in r.get('test', {}).items():
             row.update({f'test_{part}_{k}': v for k, v in m.items() if isinstance(v, (int, float))})
