@@ -101,7 +101,6 @@ class Paired:
     def __post_init__(self):
         self.true, self.bg = np.asarray(self.true, float), np.asarray(self.bg, bool)
         self.preds = {k: np.atleast_2d(np.asarray(v, float)) for k, v in self.preds.items()}
-        self._dense = {k: dense_ranks(v) for k, v in self.preds.items()} | {None: dense_ranks(self.true)}
         n, shapes = len(self.true), {k: v.shape for k, v in self.preds.items()}
         if len(self.bg) != n: raise ValueError(f"bg has {len(self.bg)} images, true has {n}")
         bad = {k: s for k, s in shapes.items() if s[1] != n}
@@ -109,6 +108,8 @@ class Paired:
         if len({s[0] for s in shapes.values()}) > 1:
             raise ValueError(f"arms have different seed counts {shapes}: pair the seeds (the same seeds in every arm)")
         if not self.bg.any() or self.bg.all(): raise ValueError("the test set needs both background-sensitive images and others")
+        self._ranks = {k: dense_ranks(v) for k, v in self.preds.items()}  # ranked once; resamples are ranked by counting
+        self._true_ranks = dense_ranks(self.true)
 
     @property
     def n_seeds(self) -> int: return next(iter(self.preds.values())).shape[0]
@@ -117,7 +118,7 @@ class Paired:
 
     def _srcc(self, arm: str, idx: np.ndarray) -> np.ndarray:
         "B x S: SRCC of every seed of `arm` on each image resample `idx` (B x n)."
-        return _pearson_rows(resampled_ranks(self._dense[arm], idx), resampled_ranks(self._dense[None], idx)[:, None])
+        return _pearson_rows(resampled_ranks(self._ranks[arm], idx), resampled_ranks(self._true_ranks, idx)[:, None])
 
     def bootstrap(self, stat: Callable, n_boot: int = 2000, seed: int = 0) -> Estimate:
         "`stat(srcc, bg_idx, rest_idx)` -> B x S, bootstrapped over seeds and images (stratified by the flag)."
