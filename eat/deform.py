@@ -15,7 +15,8 @@ from timm.layers import trunc_normal_
 from .layers import masked_attention
 
 # %% auto #0
-__all__ = ['uniform_grid', 'offset_rule', 'LayerNormChannels', 'DeformableAttention', 'set_exploration']
+__all__ = ['uniform_grid', 'offset_rule', 'sample_bilinear', 'relative_bias_matmul', 'LayerNormChannels', 'DeformableAttention',
+           'set_exploration']
 
 # %% ../nbs/02_deform.ipynb #ea993abd
 def uniform_grid(H: int, # rows
@@ -36,6 +37,51 @@ def offset_rule(offset: torch.Tensor, # ... x 2 offsets, (y, x)
     "Multiply `offset` by 1 where it shares the sign of `reference` on both axes, else by `damping`."
     outward = (offset.detach() * reference.detach() > 0).all(dim=-1, keepdim=True).to(offset.dtype)
     return offset * (damping + (1 - damping) * outward)
+
+# %% ../nbs/02_deform.ipynb #296e3e8f
+def sample_bilinear(src: torch.Tensor, # N x H x W x C channels-last map
+                    pos_xy: torch.Tensor, # N x Ho x Wo x 2 positions in [-1, 1], (x, y) order
+                   ) -> torch.Tensor: # N x (Ho*Wo) x C
+    "`F.grid_sample(bilinear, zero padding, align_corners=True)` as four weighted row gathers (ONNX-friendly)."
+    N, H, W, C = src.shape
+    rows = src.reshape(N * H * W, C)
+    ix = (pos_xy[..., 0].reshape(N, -1) + 1) * (0.5 * (W - 1))
+    iy = (pos_xy[..., 1].reshape(N, -1) + 1) * (0.5 * (H - 1))
+    x0, y0 = ix.floor(), iy.floor()
+    fx, fy = ix - x0, iy - y0
+    first = (torch.arange(N, device=src.device) * (H * W)).view(N, 1)  # each image's first row
+    corners = []
+    for dy, wy in ((0, 1 - fy), (1, fy)):
+        for dx, wx in ((0, 1 - fx), (1, fx)):
+            xi, yi = x0 + dx, y0 + dy
+            inside = (xi >= 0) & (xi <= W - 1) & (yi >= 0) & (yi <= H - 1)
+            index = (yi.clamp(0, H - 1) * W + xi.clamp(0, W - 1)).long() + first
+            corners.append((wy * wx * inside.to(src.dtype)).unsqueeze(-1) * rows[index.reshape(-1)].view(N, -1, C))
+    return corners[0] + corners[1] + corners[2] + corners[3]
+
+# %% ../nbs/02_deform.ipynb #d7c9bbfb
+def _hat(u: torch.Tensor, size: int) -> torch.Tensor:
+    "Bilinear weights of points at table coordinates `u` on table rows `0..size-1`, shape `u.shape + (size,)`."
+    return (1 - (u.unsqueeze(-1) - torch.arange(size, dtype=u.dtype, device=u.device)).abs()).clamp_min(0)
+
+def relative_bias_matmul(table: torch.Tensor, # heads x (2H-1) x (2W-1) relative-position bias table
+                         pos_xy: torch.Tensor, # (B*groups) x Hk x Wk x 2 key positions in [-1, 1], (x, y) order
+                         groups: int, # offset groups (heads split evenly among them, group-major)
+                         q_size: tuple[int, int], # (H, W) of the query grid
+                        ) -> torch.Tensor: # B x heads x (H*W) x (Hk*Wk)
+    "The table read bilinearly at every query-key displacement `(q - p) / 2`, as two matrix products."
+    heads, (H, W) = table.shape[0], q_size
+    Bg, Hk, Wk, _ = pos_xy.shape
+    B, n, hpg = Bg // groups, Hk * Wk, heads // groups
+    qy = uniform_grid(H, 1, pos_xy.dtype, pos_xy.device)[:, 0, 0]  # query row centres
+    qx = uniform_grid(1, W, pos_xy.dtype, pos_xy.device)[0, :, 1]  # query column centres
+    p = pos_xy.reshape(B, groups, n, 1, 2)
+    wy = _hat(((qy - p[..., 1]) * 0.5 + 1) * (H - 1), 2 * H - 1)  # B g k i y
+    wx = _hat(((qx - p[..., 0]) * 0.5 + 1) * (W - 1), 2 * W - 1)  # B g k j x
+    t = table.to(pos_xy.dtype).view(1, groups, hpg, 2 * H - 1, 2 * W - 1)
+    r = (wy.reshape(B, groups, 1, n * H, 2 * H - 1) @ t).view(B, groups, hpg, n, H, 2 * W - 1)  # B g h k i x
+    bias = r @ wx.unsqueeze(2).transpose(-1, -2)  # B g h k i j
+    return bias.reshape(B, heads, n, H * W).transpose(-1, -2)
 
 # %% ../nbs/02_deform.ipynb #d1bafbf6
 class LayerNormChannels(nn.Module):
@@ -152,8 +198,7 @@ class DeformableAttention(nn.Module):
         if self.rule_on and self.damping != 1.0: offset = offset_rule(offset, reference, self.damping)
         pos = offset + reference if self.offset_range_factor >= 0 else (offset + reference).tanh()
         pos_xy = pos.flip(-1)  # grid_sample wants (x, y)
-        sampled = F.grid_sample(self._groups(x), pos_xy, mode='bilinear', align_corners=True)
-        sampled = sampled.reshape(B, g, -1, n).permute(0, 3, 1, 2).reshape(B, n, C)  # group-major C; one copy for k and v
+        sampled = self._sample(x, pos_xy).reshape(B, n, C)  # group-major C; one copy for k and v
         hc, nh = self.n_head_channels, self.n_heads
         k = self._linear(sampled, self.proj_k).view(B, n, nh, hc).transpose(1, 2)
         v = self._linear(sampled, self.proj_v).view(B, n, nh, hc).transpose(1, 2)
@@ -166,10 +211,20 @@ class DeformableAttention(nn.Module):
         y = self.proj_drop(self._linear(out, self.proj_out))
         return y, pos.reshape(B, g, Hk, Wk, 2), reference.reshape(B, g, Hk, Wk, 2)
 
+    def _sample(self, x: torch.Tensor, pos_xy: torch.Tensor) -> torch.Tensor:
+        "Features of each group at its positions, `B x n x groups x group channels` (an ONNX export gathers them)."
+        B, g, gc = x.shape[0], self.n_groups, self.n_group_channels
+        if torch.onnx.is_in_onnx_export():  # ONNX Runtime's GridSample is slow: gathers instead
+            return sample_bilinear(self._groups(x).permute(0, 2, 3, 1), pos_xy).view(B, g, -1, gc).transpose(1, 2)
+        sampled = F.grid_sample(self._groups(x), pos_xy, mode='bilinear', align_corners=True)
+        return sampled.reshape(B, g, gc, -1).permute(0, 3, 1, 2)
+
     def _bias(self, pos_xy: torch.Tensor, B: int, dtype: torch.dtype) -> torch.Tensor | None:
         "The relative-position bias, `B x heads x HW x n`, interpolated at each query-key displacement (x, y order)."
         if not self.use_pe or self.dwc_pe: return None
         if self.fixed_pe: return self.rpe_table.unsqueeze(0).to(dtype)
+        if torch.onnx.is_in_onnx_export():  # ONNX Runtime's GridSample is slow: two matrix products instead
+            return relative_bias_matmul(self.rpe_table.to(dtype), pos_xy, self.n_groups, self.q_size)
         g, (H, W) = self.n_groups, self.q_size
         table = self.rpe_table.to(dtype).unsqueeze(0).expand(B, -1, -1, -1).reshape(B * g, -1, 2 * H - 1, 2 * W - 1)
         displacement = (self.q_grid_xy.to(dtype) - pos_xy.reshape(B * g, 1, -1, 2)).mul_(0.5)  # (B*g) x HW x n x 2

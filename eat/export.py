@@ -84,7 +84,7 @@ def onnx_max_diff(model: nn.Module, # `ScoreHead` or `EAT`
     return float(np.abs(score - ref).max())
 
 # %% ../nbs/07b_export.ipynb #7f40f0a9
-EXPORT_FORMAT = 1  # version of the exported graph: bump it to invalidate every cached export
+EXPORT_FORMAT = 2  # version of the exported graph: bump it to invalidate every cached export (2: no GridSample)
 
 def file_sha256(path: str | Path, # any file
                 chunk: int = 1 << 20, # bytes read at a time
