@@ -125,3 +125,14 @@ def test_gpu_check_code_paths_on_cpu(tmp_path):
     assert smoke and all(math.isfinite(float(r['loss_mean_last10'])) for r in smoke)
     info = json.loads((tmp_path / 'machine.json').read_text())
     assert info['cpu_dry_run'] is True and info['smoke']['steps'] == 12
+
+
+def test_blocks_breakdown_names_every_part(tmp_path):
+    import blocks
+    text = blocks.main(['--batch', '1', '--repeats', '1', '--out', str(tmp_path)])
+    assert (tmp_path / 'blocks.txt').read_text().strip() == text
+    rows = {l[:26].strip(): l[26:].split() for l in text.splitlines()[2:] if not l.startswith(('inference', 'fwd'))}
+    for part in ('eat stem', 'swin stem', 'eat down 3', 'eat stage 4', 'swin stage 4', 'eat stage-3 D block',
+                 'swin stage-3 block', 'eat stage-3 D attention', 'swin stage-3 attention'):
+        assert len(rows[part]) == 2 and all(float(v) > 0 for v in rows[part]), part
+    assert 'swin / eat' in text.splitlines()[-1]
