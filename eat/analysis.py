@@ -18,9 +18,9 @@ from .stats import (Estimate, Paired, background_weight, background_weight_estim
 from .study import HEAD, ZERO_SHOT, _other_init, get_scale, init_label, load_results
 
 # %% auto #0
-__all__ = ['NO_FACTORS', 'FACTOR_COLUMNS', 'ATTENTION_IMAGES', 'collect', 'attention_shares', 'paired', 'contrasts',
-           'background_weight_difference', 'verdict', 'arms_table', 'background_weights', 'attention_table',
-           'convergence_table', 'step0_difference', 'summarise_study']
+__all__ = ['NO_FACTORS', 'FACTOR_COLUMNS', 'ATTENTION_IMAGES', 'ARM_METRIC_NAMES', 'collect', 'attention_shares', 'paired',
+           'contrasts', 'background_weight_difference', 'verdict', 'arms_table', 'background_weights',
+           'attention_table', 'convergence_table', 'step0_difference', 'summarise_study']
 
 # %% ../nbs/09a_analysis.ipynb #14f8a41e
 NO_FACTORS = 'no generator factors: real photos have no known foreground and background quality'
@@ -200,16 +200,19 @@ def verdict(primary: dict, # the primary endpoint: estimate, ci95, p, mde80
     return 'not supported' if primary['ci95'][1] < primary['mde80'] else 'inconclusive'
 
 # %% ../nbs/09a_analysis.ipynb #37eb5e46
+ARM_METRIC_NAMES = {'srcc': 'SRCC', 'plcc': 'PLCC', 'acc': 'Acc', 'mae': 'MAE'}  # column names of `arms_table`
+
 def arms_table(results_dir: str | Path, rows: list[str], n_boot: int = 4000, seed: int = 0) -> pd.DataFrame:
-    "SRCC of each arm on all test images and each subset, with hierarchical-bootstrap intervals."
+    "SRCC of each arm on all test images and each subset, and PLCC, accuracy and MAE on all, with hierarchical intervals."
     out = []
     for r in rows:
         try: P, seeds = paired(results_dir, [r])
         except ValueError: continue
         row = {'arm': r, 'seeds': len(seeds)}
-        for part in ('all', 'bg', 'rest'):
-            e = P.arm_srcc(r, part, n_boot=n_boot, seed=seed)
-            row[f'SRCC {part}'] = f'{e.estimate:.3f} [{e.ci95[0]:.3f}, {e.ci95[1]:.3f}]'
+        for metric, part in [('srcc', 'all'), ('srcc', 'bg'), ('srcc', 'rest'), ('plcc', 'all'), ('acc', 'all'),
+                             ('mae', 'all')]:
+            e = P.arm_metric(r, metric, part, n_boot=n_boot, seed=seed)
+            row[f"{ARM_METRIC_NAMES[metric]} {part}"] = f'{e.estimate:.3f} [{e.ci95[0]:.3f}, {e.ci95[1]:.3f}]'
         out.append(row)
     return pd.DataFrame(out)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .analysis import arms_table, collect, convergence_table, step0_difference, summarise_study
+from .analysis import ARM_METRIC_NAMES, arms_table, collect, convergence_table, step0_difference, summarise_study
 from .files import read_json, write_json
 from .study import get_scale, tables
 
@@ -35,7 +35,7 @@ def summarise(runs: pd.DataFrame, # runs.csv: one row per run with `config`, `se
               configs: list[str], # rows, in order
               arms: pd.DataFrame | None = None, # `arms_table` rows with SRCC intervals (None: seed means only)
              ) -> pd.DataFrame:
-    "One row per configuration (missing ones skipped): SRCC with intervals, seed means of the other metrics."
+    "One row per configuration (missing ones skipped): every metric with its interval where `arms` has it, else seed means."
     rows = []
     ci = arms.set_index('arm') if arms is not None and len(arms) else pd.DataFrame()
     for c in configs:
@@ -47,8 +47,9 @@ def summarise(runs: pd.DataFrame, # runs.csv: one row per run with `config`, `se
                                       'SRCC rest': ci.loc[c, 'SRCC rest']})
         else: row['SRCC'] = f"{g.test_all_srcc.mean():.3f}"
         for m in METRICS:
-            col = f'test_all_{m}'
-            if col in g and g[col].notna().any(): row[m.upper() if m != 'acc' else 'Acc'] = f'{g[col].mean():.3f}'
+            name, col = ARM_METRIC_NAMES[m], f'test_all_{m}'
+            if c in ci.index and f'{name} all' in ci.columns: row[name] = ci.loc[c, f'{name} all']
+            elif col in g and g[col].notna().any(): row[name] = f'{g[col].mean():.3f}'
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -92,6 +93,7 @@ def _save(fig, path: Path):
 def _all_arms(out: Path, configs: list[str], n_boot: int) -> pd.DataFrame:
     "arms.csv (summarise_study's arms) plus any other configuration of the tables, computed once and saved back."
     have = pd.read_csv(out / 'arms.csv') if (out / 'arms.csv').is_file() else pd.DataFrame(columns=['arm'])
+    if not {f'{ARM_METRIC_NAMES[m]} all' for m in METRICS} <= set(have.columns): have = pd.DataFrame(columns=['arm'])
     todo = [c for c in dict.fromkeys(configs) if c not in set(have.arm)]
     arms = pd.concat([have, arms_table(out, todo, n_boot)], ignore_index=True) if todo else have
     arms.to_csv(out / 'arms.csv', index=False)

@@ -9,11 +9,14 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 import numpy as np
+from fastcore.basics import patch
 from scipy.stats import norm, rankdata
 
+from .metrics import default_threshold
+
 # %% auto #0
-__all__ = ['MDE_FACTOR', 'hierarchical_bootstrap', 'Estimate', 'summarise_draws', 'srcc_rows', 'dense_ranks', 'resampled_ranks',
-           'Paired', 'holm', 'background_weight', 'background_weight_estimate']
+__all__ = ['MDE_FACTOR', 'METRICS', 'hierarchical_bootstrap', 'Estimate', 'summarise_draws', 'srcc_rows', 'dense_ranks',
+           'resampled_ranks', 'Paired', 'holm', 'background_weight', 'background_weight_estimate']
 
 # %% ../nbs/05b_stats.ipynb #1ee12121
 def hierarchical_bootstrap(per_seed: Callable[[list], np.ndarray], # image index arrays (one B x n_k per stratum) -> B x S
@@ -142,6 +145,33 @@ def _part(bg_idx: np.ndarray, rest_idx: np.ndarray, part: str) -> np.ndarray:
     if part == 'rest': return rest_idx
     if part == 'all': return np.concatenate([bg_idx, rest_idx], axis=1)
     raise ValueError(f"part={part!r}: use 'all', 'bg' or 'rest'")
+
+# %% ../nbs/05b_stats.ipynb #9a1b0a40
+METRICS = ('srcc', 'plcc', 'acc', 'mae')
+
+@patch
+def _metric(self: Paired, arm: str, idx: np.ndarray, metric: str) -> np.ndarray:
+    "B x S: `metric` of every seed of `arm` on each image resample `idx` (B x n)."
+    if metric == 'srcc': return self._srcc(arm, idx)
+    p, t = np.moveaxis(self.preds[arm][:, idx], 0, 1), self.true[idx][:, None]  # B x S x n, B x 1 x n
+    if metric == 'plcc': return _pearson_rows(p, t)
+    if metric == 'mae': return np.abs(p - t).mean(-1)
+    if metric == 'acc':
+        thr = default_threshold(self.true)
+        return ((p > thr) == (t > thr)).mean(-1)
+    raise ValueError(f"metric={metric!r}: use one of {METRICS}")
+
+@patch
+def arm_metric(self: Paired, arm: str, # the arm
+               metric: str = 'srcc', # 'srcc', 'plcc', 'acc' or 'mae'
+               part: str = 'all', # 'all' images, the background-sensitive ones ('bg') or the 'rest'
+               n_boot: int = 2000, # resamples
+               seed: int = 0, # seed of the resampling
+              ) -> Estimate:
+    "An arm's metric on `part`: the mean over seeds, with its interval over seeds and images."
+    if metric not in METRICS: raise ValueError(f"metric={metric!r}: use one of {METRICS}")
+    per_seed = lambda idx: self._metric(arm, _part(*idx, part), metric)
+    return summarise_draws(*hierarchical_bootstrap(per_seed, self.strata(), self.n_seeds, n_boot, seed))
 
 # %% ../nbs/05b_stats.ipynb #36a610ea
 def holm(p: list) -> list:
