@@ -165,32 +165,36 @@ def build_report(runs_root: str | Path | None, # experiments/runs/<scale> (None:
     if len(conv):
         parts.append(markdown_table(conv, 'Table 5: validation SRCC per epoch (mean over seeds, 95% interval over seeds)', head))
         _convergence_figure(conv, out / 'fig_convergence.png'); parts.append('![convergence](fig_convergence.png)\n')
-    for fname in ({'table3a_damping', 'table3b_explore'} & {f for f, _, _ in tables(s)}):
+    for fname in sorted({'table3a_damping', 'table3b_explore'} & {f for f, _, _ in tables(s)}):  # sorted: a stable order
         t, label = pd.read_csv(out / f'{fname}.csv'), fname.split('_')[1]
         if len(t) and 'SRCC' in t:
             mean = t.SRCC.astype(str).str.split(' ').str[0].astype(float)
             fig, ax = plt.subplots(figsize=(6, 3)); ax.barh(t.configuration, mean); ax.set_xlabel('test SRCC (mean)')
             _save(fig, out / f'fig_{fname}.png'); parts.append(f'![{label}](fig_{fname}.png)\n')
-    if runs_root is not None: parts += _copied_sections(Path(runs_root), out, head)
+    parts += _copied_sections(runs_root, out, head)
     report = out / 'REPORT.md'
     report.write_text('\n'.join(parts))
     return report
 
-def _copied_sections(runs_root: Path, out: Path, head: str) -> list[str]:
-    "The attention and Optuna runs' numbers and figures, copied from their side files."
+def _copied_sections(runs_root: str | Path | None, out: Path, head: str) -> list[str]:
+    "The attention and Optuna runs' numbers and figures: copied from the runs into the results folder, then reported."
     parts = []
     for sub, title in (('attention/figures', 'Attention figures: where DAT and EAT (seed 0) sample keys (descriptive: '
                                              'unweighted sampling positions of the last block; the pre-registered '
                                              'measure is Table 4c)'),
                        ('optuna/eat', 'Table 7: Optuna search, EAT'), ('optuna/dat', 'Table 7b: Optuna search, DAT')):
-        rj = runs_root / sub / 'results.json'
-        if not rj.is_file(): continue
-        r = read_json(rj)
-        parts.append(f'### {title}\n\n{head}\n\n```\n{json.dumps(r.get("summary", {}), indent=1)}\n```\n')
-        for fig in r.get('figures', []):
-            src = runs_root / sub / fig
-            if src.is_file():
-                name = f'{sub.replace("/", "_")}_{src.name}'
-                (out / name).write_bytes(src.read_bytes())
-                parts.append(f'![{src.stem}]({name})\n')
+        side = out / f'{sub.replace("/", "_")}.json'  # kept with the results, so that --report-only has it too
+        rj = Path(runs_root) / sub / 'results.json' if runs_root is not None else None
+        if rj is not None and rj.is_file():
+            r, figures = read_json(rj), []
+            for fig in r.get('figures', []):
+                src = rj.parent / fig
+                if src.is_file():
+                    figures.append([src.stem, f'{sub.replace("/", "_")}_{src.name}'])
+                    (out / figures[-1][1]).write_bytes(src.read_bytes())
+            write_json(side, {'summary': r.get('summary', {}), 'figures': figures})
+        if not side.is_file(): continue
+        r = read_json(side)
+        parts.append(f'### {title}\n\n{head}\n\n```\n{json.dumps(r["summary"], indent=1)}\n```\n')
+        parts += [f'![{stem}]({name})\n' for stem, name in r['figures'] if (out / name).is_file()]
     return parts

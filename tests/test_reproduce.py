@@ -70,9 +70,12 @@ def test_report_rebuilds_from_committed_files_alone(smoke, tmp_path):
     res = tmp_path / 'results' / 'smoke'
     shutil.copytree(root / 'results/smoke', res)
     before = json.loads((res / 'summary.json').read_text())
+    titles = [l for l in (res / 'REPORT.md').read_text().splitlines() if l.startswith(('### ', '!['))]
     from eat.report import build_report
     build_report(None, res, 'smoke')  # no run folders: only the committed files
     assert json.loads((res / 'summary.json').read_text()) == before
+    # every section and figure survives, the attention and Optuna ones (copied from the runs) included
+    assert [l for l in (res / 'REPORT.md').read_text().splitlines() if l.startswith(('### ', '!['))] == titles
 
 
 def test_second_call_does_no_work_twice(smoke):
