@@ -33,7 +33,7 @@ METRICS = ['plcc', 'acc', 'mae']
 
 def summarise(runs: pd.DataFrame, # runs.csv: one row per run with `config`, `seed`, `init` and test metrics
               configs: list[str], # rows, in order
-              arms: pd.DataFrame | None = None, # `arms_table` rows with SRCC intervals (None: seed means only)
+              arms: pd.DataFrame | None = None, # `arms_table` rows with intervals (None: seed means only)
              ) -> pd.DataFrame:
     "One row per configuration (missing ones skipped): every metric with its interval where `arms` has it, else seed means."
     rows = []

@@ -121,7 +121,7 @@ def reproduce(scale: str = 'cpu', # smoke | cpu | paper
                 bar.update(1)
     bar.close()
     report_path = None
-    have_runs = (root / 'runs' / scale).is_dir()
+    have_runs = any((root / 'runs' / scale).glob('*/*/results.json'))  # finished runs, not just the report's folder
     if report and (done or report_only):
         rep = Run('report', scale, 'report.ipynb', dict(SCALE=scale, RUNS_ROOT=str((root / 'runs' / scale).resolve()) if have_runs else '',
                                                         RESULTS_DIR=str((root / 'results' / scale).resolve())))

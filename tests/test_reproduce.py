@@ -78,6 +78,15 @@ def test_report_rebuilds_from_committed_files_alone(smoke, tmp_path):
     assert [l for l in (res / 'REPORT.md').read_text().splitlines() if l.startswith(('### ', '!['))] == titles
 
 
+def test_report_only_works_again_after_a_report_only_run(smoke, tmp_path):
+    root, _ = smoke
+    import shutil
+    shutil.copytree(root / 'results/smoke', tmp_path / 'results/smoke')  # committed files, no run folders
+    for _ in range(2):  # the first call leaves runs/smoke/_report behind, which is not a finished run
+        s = R.reproduce('smoke', root=tmp_path, workers=1, progress=False, report_only=True)
+        assert not s['failed'] and s['report'], s
+
+
 def test_second_call_does_no_work_twice(smoke):
     root, _ = smoke
     stamps = {p: p.stat().st_mtime for p in (root / 'runs/smoke').glob('*/*/results.json')}
