@@ -30,12 +30,11 @@ from eat.model import create_model  # noqa: E402
 def parts(eat, swin, x: torch.Tensor) -> dict:
     "name -> (callable returning a tensor, its input), each input the one the part sees in its model."
     with torch.no_grad():
-        e_in, s_in = [eat.patch_proj(x)], [swin.patch_embed(x)]
+        e_in, e_out, s_in = [eat.patch_proj(x)], [], [swin.patch_embed(x)]
         for i in range(4):
-            y = eat.stages[i](e_in[-1])[0]
-            if i < 3: e_in.append(eat.down_projs[i](y))
+            e_out.append(eat.stages[i](e_in[-1])[0])
+            if i < 3: e_in.append(eat.down_projs[i](e_out[-1]))
             s_in.append(swin.layers[i](s_in[-1]))
-        e_out = [eat.stages[i](e_in[i])[0] for i in range(3)]
         s3 = swin.layers[2].downsample(s_in[2])  # what stage 3's Swin blocks see
     st, sb = eat.stages[2], swin.layers[2].blocks[0]
     out = {"eat stem": (eat.patch_proj, x), "swin stem": (swin.patch_embed, x)}

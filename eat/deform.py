@@ -224,7 +224,7 @@ class DeformableAttention(nn.Module):
         if not self.use_pe or self.dwc_pe: return None
         if self.fixed_pe: return self.rpe_table.unsqueeze(0).to(dtype)
         if torch.onnx.is_in_onnx_export():  # ONNX Runtime's GridSample is slow: two matrix products instead
-            return relative_bias_matmul(self.rpe_table.to(dtype), pos_xy, self.n_groups, self.q_size)
+            return relative_bias_matmul(self.rpe_table, pos_xy, self.n_groups, self.q_size)
         g, (H, W) = self.n_groups, self.q_size
         table = self.rpe_table.to(dtype).unsqueeze(0).expand(B, -1, -1, -1).reshape(B * g, -1, 2 * H - 1, 2 * W - 1)
         displacement = (self.q_grid_xy.to(dtype) - pos_xy.reshape(B * g, 1, -1, 2)).mul_(0.5)  # (B*g) x HW x n x 2
