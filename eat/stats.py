@@ -15,7 +15,7 @@ from scipy.stats import norm, rankdata
 from .metrics import default_threshold
 
 # %% auto #0
-__all__ = ['MDE_FACTOR', 'METRICS', 'hierarchical_bootstrap', 'Estimate', 'summarise_draws', 'srcc_rows', 'dense_ranks',
+__all__ = ['MDE_FACTOR', 'ARM_METRICS', 'hierarchical_bootstrap', 'Estimate', 'summarise_draws', 'srcc_rows', 'dense_ranks',
            'resampled_ranks', 'Paired', 'holm', 'background_weight', 'background_weight_estimate']
 
 # %% ../nbs/05b_stats.ipynb #1ee12121
@@ -147,7 +147,7 @@ def _part(bg_idx: np.ndarray, rest_idx: np.ndarray, part: str) -> np.ndarray:
     raise ValueError(f"part={part!r}: use 'all', 'bg' or 'rest'")
 
 # %% ../nbs/05b_stats.ipynb #9a1b0a40
-METRICS = ('srcc', 'plcc', 'acc', 'mae')
+ARM_METRICS = ('srcc', 'plcc', 'acc', 'mae')  # what `Paired.arm_metric` computes
 
 @patch
 def _metric(self: Paired, arm: str, idx: np.ndarray, metric: str) -> np.ndarray:
@@ -156,10 +156,8 @@ def _metric(self: Paired, arm: str, idx: np.ndarray, metric: str) -> np.ndarray:
     p, t = np.moveaxis(self.preds[arm][:, idx], 0, 1), self.true[idx][:, None]  # B x S x n, B x 1 x n
     if metric == 'plcc': return _pearson_rows(p, t)
     if metric == 'mae': return np.abs(p - t).mean(-1)
-    if metric == 'acc':
-        thr = default_threshold(self.true)
-        return ((p > thr) == (t > thr)).mean(-1)
-    raise ValueError(f"metric={metric!r}: use one of {METRICS}")
+    thr = default_threshold(self.true)  # 'acc' (arm_metric checks the name)
+    return ((p > thr) == (t > thr)).mean(-1)
 
 @patch
 def arm_metric(self: Paired, arm: str, # the arm
@@ -169,7 +167,7 @@ def arm_metric(self: Paired, arm: str, # the arm
                seed: int = 0, # seed of the resampling
               ) -> Estimate:
     "An arm's metric on `part`: the mean over seeds, with its interval over seeds and images."
-    if metric not in METRICS: raise ValueError(f"metric={metric!r}: use one of {METRICS}")
+    if metric not in ARM_METRICS: raise ValueError(f"metric={metric!r}: use one of {ARM_METRICS}")
     per_seed = lambda idx: self._metric(arm, _part(*idx, part), metric)
     return summarise_draws(*hierarchical_bootstrap(per_seed, self.strata(), self.n_seeds, n_boot, seed))
 
