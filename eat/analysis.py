@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,10 @@ from .stats import (Estimate, Paired, background_weight, background_weight_estim
 from .study import HEAD, ZERO_SHOT, _other_init, get_scale, init_label, load_results
 
 # %% auto #0
-__all__ = ['NO_FACTORS', 'FACTOR_COLUMNS', 'ATTENTION_IMAGES', 'ARM_METRIC_NAMES', 'collect', 'attention_shares', 'paired',
-           'contrasts', 'background_weight_difference', 'verdict', 'arms_table', 'background_weights',
-           'attention_table', 'convergence_table', 'step0_difference', 'summarise_study']
+__all__ = ['NO_FACTORS', 'FACTOR_COLUMNS', 'ATTENTION_IMAGES', 'PREDICTION_COLUMNS', 'ARM_METRIC_NAMES', 'collect',
+           'attention_shares', 'write_csv_gz', 'record_run', 'committed_runs', 'committed_predictions',
+           'prediction_difference', 'paired', 'contrasts', 'background_weight_difference', 'verdict', 'arms_table',
+           'background_weights', 'attention_table', 'convergence_table', 'step0_difference', 'summarise_study']
 
 # %% ../nbs/09a_analysis.ipynb #14f8a41e
 NO_FACTORS = 'no generator factors: real photos have no known foreground and background quality'
@@ -45,12 +47,12 @@ def collect(runs_root: str | Path, # experiments/runs/<scale>
     pred = pd.concat(preds, ignore_index=True)[['run', 'row', 'seed', 'image_id', 'pred_score']]
     ids = _check_same_images(pred)
     out.mkdir(parents=True, exist_ok=True)
-    _write_gz(pred.round({'pred_score': 6}), out / 'predictions.csv.gz')
-    _write_gz(_test_images(runs_root, df.folder.iloc[0], ids), out / 'test_images.csv.gz')
+    write_csv_gz(pred.round({'pred_score': 6}), out / 'predictions.csv.gz')
+    write_csv_gz(_test_images(runs_root, df.folder.iloc[0], ids), out / 'test_images.csv.gz')
     df.drop(columns=['folder']).to_csv(out / 'runs.csv', index=False)
     pd.concat(hist, ignore_index=True).to_csv(out / 'history.csv', index=False)
     att = attention_shares(runs_root, df, ids[:ATTENTION_IMAGES])
-    if len(att): _write_gz(att.round(6), out / 'attention.csv.gz')
+    if len(att): write_csv_gz(att.round(6), out / 'attention.csv.gz')
     return dict(runs=len(df), test_images=len(ids))
 
 ATTENTION_IMAGES = 2000  # test images the attention measure reads (a forward with recorded weights per model)
@@ -88,11 +90,6 @@ def attention_shares(runs_root: Path, # experiments/runs/<scale>
                                  'share': sh[0], 'null_share': sh[1], 'min_map': side}))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
-def _write_gz(t: pd.DataFrame, path: Path):
-    "A CSV compressed with a fixed header time, so the same table gives the same bytes."
-    with open(path, 'wb') as raw, gzip.GzipFile(fileobj=raw, mode='wb', mtime=0) as f:
-        f.write(t.to_csv(index=False).encode())
-
 def _check_same_images(pred: pd.DataFrame) -> list:
     "The test image ids, after checking that every run scored the same ones."
     sets = pred.groupby('run').image_id.apply(frozenset)
@@ -111,6 +108,65 @@ def _test_images(runs_root: Path, a_run: str, ids: list) -> pd.DataFrame:
         f = pd.read_csv(fac, dtype={'image_id': str}).set_index('image_id')
         t = t.join(f[FACTOR_COLUMNS], on='image_id')
     return t
+
+# %% ../nbs/09a_analysis.ipynb #c0aa1002
+PREDICTION_COLUMNS = ['image_id', 'pred_score', 'true_score', 'bg_sensitive']  # what the store keeps of a run's predictions
+
+def write_csv_gz(t: pd.DataFrame, path: str | Path) -> Path:
+    "A CSV compressed with a fixed header time, so the same table gives the same bytes."
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'wb') as raw, gzip.GzipFile(fileobj=raw, mode='wb', mtime=0) as f:
+        f.write(t.to_csv(index=False).encode())
+    return path
+
+def record_run(folder: str | Path, # a finished run folder
+               store: str | Path, # its folder in the store: experiments/results/<scale>/runs/<table>/<run>
+              ) -> Path:
+    "Copy a finished run's side files into the store: results.json, predictions compressed, an Optuna search's files."
+    folder, store = Path(folder), Path(store)
+    r = read_json(folder / 'results.json')
+    if r.get('status') != 'ok': raise ValueError(f"{folder} has not finished (results.json status {r.get('status')!r})")
+    store.mkdir(parents=True, exist_ok=True)
+    for name in ['trials.csv', *r.get('figures', [])]:
+        if (folder / name).is_file(): shutil.copyfile(folder / name, store / name)
+    if (folder / 'predictions.csv').is_file():
+        p = pd.read_csv(folder / 'predictions.csv', dtype={'image_id': str})
+        write_csv_gz(p[[c for c in PREDICTION_COLUMNS if c in p]].round({'pred_score': 6}), store / 'predictions.csv.gz')
+    shutil.copyfile(folder / 'results.json', store / 'results.json')  # last: a store folder with results.json is whole
+    return store
+
+
+# %% ../nbs/09a_analysis.ipynb #c0aa1004
+def committed_runs(results_dir: str | Path, # experiments/results/<scale>
+                  ) -> set[str]:
+    "The 'table/run' keys of the runs whose side files a results folder holds."
+    d = Path(results_dir)
+    keys = {f'{f.parent.parent.name}/{f.parent.name}' for f in d.glob('runs/*/*/results.json')
+            if read_json(f).get('status') == 'ok'}
+    if (d / 'runs.csv').is_file():
+        t = pd.read_csv(d / 'runs.csv', usecols=['table', 'run'])
+        keys |= set(t.table + '/' + t.run)
+    if (d / 'attention_figures.json').is_file(): keys.add('attention/figures')  # part 2's, copied by the report
+    return keys
+
+def committed_predictions(results_dir: str | Path, # experiments/results/<scale>
+                          key: str, # 'table/run'
+                         ) -> pd.Series:
+    "A committed run's predicted mean score per test image (index: image_id)."
+    d = Path(results_dir)
+    f = d / 'runs' / key / 'predictions.csv.gz'
+    if f.is_file(): return pd.read_csv(f, dtype={'image_id': str}).set_index('image_id').pred_score
+    if (d / 'predictions.csv.gz').is_file():
+        p = pd.read_csv(d / 'predictions.csv.gz', dtype={'image_id': str})
+        p = p[p.run == key]
+        if len(p): return p.set_index('image_id').pred_score
+    raise FileNotFoundError(f"no committed predictions of {key} in {d}")
+
+def prediction_difference(a: pd.Series, b: pd.Series) -> float:
+    "Largest absolute difference of two runs' predictions on the same images (an error if the images differ)."
+    if set(a.index) != set(b.index): raise ValueError(f"the runs scored different images ({len(a)} and {len(b)})")
+    return float((a - b.loc[a.index]).abs().max())
+
 
 # %% ../nbs/09a_analysis.ipynb #2e37e094
 def paired(results_dir: str | Path, # a results folder written by `collect`

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .files import write_json
+from .analysis import committed_predictions, committed_runs, prediction_difference, record_run
+from .files import git_commit, write_json
 from .study import Run, data_root, get_scale, plan
 
 # %% auto #0
@@ -79,6 +81,18 @@ def prepare_data(root: Path, scale: str) -> Path | None:
     make_synthetic_ava(dst, n=d.synth_n, size=d.synth_size, seed=d.synth_seed, workers=min(2, os.cpu_count() or 1))
     return dst
 
+def _rerun_check(results: Path, run: Run, folder: Path) -> str:
+    "A committed run made again here (its weights were needed): how far its test predictions are from the committed ones."
+    import pandas as pd
+    if not (folder / 'predictions.csv').is_file(): return ''
+    new = pd.read_csv(folder / 'predictions.csv', dtype={'image_id': str}).set_index('image_id').pred_score.round(6)
+    try: diff = prediction_difference(new, committed_predictions(results, run.key))
+    except (FileNotFoundError, ValueError) as e: return f'{run.key}: not compared ({e})'
+    f = results / 'reruns.csv'
+    line = f'{run.key},{git_commit()},{diff:.3g}\n'
+    with open(f, 'a') as fh: fh.write(('run,commit,max_abs_diff\n' if not f.is_file() or not f.stat().st_size else '') + line)
+    return f'{run.key} rerun for its weights: max |prediction - committed| = {diff:.3g}'
+
 def reproduce(scale: str = 'cpu', # smoke | cpu | paper
               root: str | Path | None = None, # experiments folder (default: the checkout's)
               workers: int = 1, # runs at a time
@@ -87,26 +101,39 @@ def reproduce(scale: str = 'cpu', # smoke | cpu | paper
               report: bool = True, # build the report at the end
               progress: bool = True, # progress bar
               report_only: bool = False, # no runs: rebuild the report from the committed result files (and the runs here)
+              extended: bool = False, # also the scale's extended tables (`--tables all`: the cpu scale's part 3)
              ) -> dict:
-    "Run the study at `scale`; returns counts and the failures."
+    "Run the study at `scale`, skipping runs finished here or committed; returns counts and the failures."
     get_scale(scale)
     exp = find_experiments()
     root = Path(root) if root else exp
-    runs = [r for r in plan(scale) if (not only or r.table in only) and not report_only]
+    results = root / 'results' / scale
+    everything = {r.key: r for r in plan(scale, extended)}
+    runs = [r for r in everything.values() if (not only or r.table in only) and not report_only]
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-    if runs: prepare_data(root, scale)
-    by_key = {r.key: r for r in runs}
-    todo = {k: r for k, r in by_key.items() if not is_complete(run_dir(root, scale, r))}
-    done = {r.key for r in runs if r.key not in todo}
+    here = lambda k: is_complete(run_dir(root, scale, everything[k]))
+    committed = committed_runs(results)
+    todo = {r.key: r for r in runs if not here(r.key) and r.key not in committed}
+    def missing(r: Run) -> set:  # what `r` reads that is neither here nor committed (weights are never committed)
+        return {a for a in r.after if not here(a) and (a in r.weights_from or a not in committed)}
+    while need := {a for r in todo.values() for a in missing(r)} - set(todo):
+        todo.update({a: everything[a] for a in need})
+    for r in list(todo.values()):  # side files a run reads (an Optuna search's best trial): restored from the store
+        for a in set(r.after) - set(r.weights_from) - set(todo):
+            if not here(a) and (results / 'runs' / a / 'results.json').is_file():
+                shutil.copytree(results / 'runs' / a, run_dir(root, scale, everything[a]), dirs_exist_ok=True)
+    if todo: prepare_data(root, scale)
+    done = {k for k in everything if here(k) or k in committed} - set(todo)
     failed: dict[str, str] = {}
     t0 = time.time()
-    bar = tqdm(total=len(runs), initial=len(done), desc=f'eat-reproduce {scale}', unit='run', disable=not progress)
+    bar = tqdm(total=round(sum(r.cost for r in todo.values()), 2), desc=f'eat-reproduce {scale}: {len(todo)} runs',
+               unit='arm', disable=not progress, bar_format='{l_bar}{bar}| {n:.1f}/{total:.1f} arms [{elapsed}<{remaining}]')
     with ThreadPoolExecutor(max_workers=workers) as pool:
         running = {}
         while todo or running:
             blocked = {k for k, r in todo.items() if any(a in failed for a in r.after)}
             for k in blocked:
-                failed[k] = f'{k} skipped: a run it depends on failed ({todo[k].after})'; todo.pop(k); bar.update(1)
+                failed[k] = f'{k} skipped: a run it depends on failed ({todo[k].after})'; bar.update(todo.pop(k).cost)
             ready = [k for k, r in todo.items() if all(a in done for a in r.after)]
             for k in ready[:max(0, workers - len(running))]:
                 r = todo.pop(k)
@@ -115,24 +142,27 @@ def reproduce(scale: str = 'cpu', # smoke | cpu | paper
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in finished:
                 k = running.pop(f)
-                err = f.result()
-                if err: failed[k] = err; tqdm.write(f'FAILED {err} (see {run_dir(root, scale, by_key[k])}/error.txt)')
-                else: done.add(k)
-                bar.update(1)
+                err, r = f.result(), everything[k]
+                folder = run_dir(root, scale, r)
+                if err: failed[k] = err; tqdm.write(f'FAILED {err} (see {folder}/error.txt)')
+                elif k in committed: done.add(k); tqdm.write(_rerun_check(results, r, folder))  # the store keeps the original
+                else: done.add(k); record_run(folder, results / 'runs' / k)
+                bar.update(r.cost)
     bar.close()
     report_path = None
     have_runs = any((root / 'runs' / scale).glob('*/*/results.json'))  # finished runs, not just the report's folder
-    if report and (done or report_only):
+    if report and (len(done) or report_only):
         rep = Run('report', scale, 'report.ipynb', dict(SCALE=scale, RUNS_ROOT=str((root / 'runs' / scale).resolve()) if have_runs else '',
-                                                        RESULTS_DIR=str((root / 'results' / scale).resolve())))
+                                                        RESULTS_DIR=str(results.resolve())))
         folder = root / 'runs' / scale / '_report'
         (folder / 'results.json').unlink(missing_ok=True)  # the report is rebuilt every time
         err = execute(rep, folder, exp, threads=os.cpu_count() or 1)
         if err: failed['report'] = err
-        else: report_path = root / 'results' / scale / 'REPORT.md'
-    summary = dict(scale=scale, runs=len(runs), complete=len(done), failed=failed, minutes=round((time.time() - t0) / 60, 1),
-                   report=str(report_path) if report_path else None)
+        else: report_path = results / 'REPORT.md'
+    summary = dict(scale=scale, runs=len(runs), complete=len([r for r in runs if r.key in done]), failed=failed,
+                   minutes=round((time.time() - t0) / 60, 1), report=str(report_path) if report_path else None)
     return summary
+
 
 # %% ../nbs/10_reproduce.ipynb #73743863
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +171,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--scale', default='cpu', help='smoke | cpu (default) | paper')
     ap.add_argument('--out', help='experiments folder to write runs/ and results/ into (default: the checkout\'s)')
     ap.add_argument('--workers', type=int, default=1, help='runs at a time (threads are split among them)')
-    ap.add_argument('--only', nargs='+', help='run only these tables: optuna main baselines ablation damping explore attention')
+    ap.add_argument('--only', nargs='+', help='run only these tables: starts main attention check ablation damping explore '
+                    'long optuna tuned baselines')
+    ap.add_argument('--tables', choices=['study', 'all'], default='study',
+                    help="study (default): the scale's pre-registered study (at the cpu scale part 2, at most 2 hours); "
+                    "all: also its extended tables (the cpu scale's part 3: factorial, damping, exploration, 6 epochs, "
+                    "Optuna-tuned arms; at most 8 hours on 2 cores)")
     ap.add_argument('--ava-txt', default='', help='paper scale: AVA.txt')
     ap.add_argument('--ava-images', default='', help='paper scale: the AVA image folder')
     ap.add_argument('--ava-test-list', default='', help='paper scale: AVA\'s generic_test.jpgl for the official protocol '
@@ -158,7 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.scale == 'paper' and not (a.ava_txt and a.ava_images):
         print('eat-reproduce: the paper scale needs your AVA files: --ava-txt AVA.txt --ava-images DIR.', file=sys.stderr)
         return 2
-    s = reproduce(a.scale, a.out, a.workers, a.only, extra, report=not a.no_report, report_only=a.report_only)
+    s = reproduce(a.scale, a.out, a.workers, a.only, extra, report=not a.no_report, report_only=a.report_only,
+                  extended=a.tables == 'all')
     print(f"eat-reproduce: {s['complete']} of {s['runs']} runs complete, {len(s['failed'])} failed, "
           f"{s['minutes']} min." + (f" Report: {s['report']}" if s['report'] else ''))
     for k, v in s['failed'].items(): print(f'  {v}')

@@ -23,10 +23,10 @@ from .runtime import Runtime
 from .train import final_rule, run_model, train
 
 # %% auto #0
-__all__ = ['SCALES', 'HEAD', 'MODEL_LABELS', 'TUNED', 'DAT_TUNED', 'ZERO_SHOT', 'NO_RULE', 'ALWAYS', 'BATCH_MEAN', 'Scale',
-           'get_scale', 'with_files', 'init_label', 'damping_label', 'explore_label', 'tables', 'run_config', 'Run',
-           'plan', 'subset_metrics', 'evaluate_initial', 'run_and_record', 'data_root', 'shared_data_root',
-           'train_trial', 'load_results', 'background_share']
+__all__ = ['SCALES', 'HEAD', 'MODEL_LABELS', 'TUNED', 'DAT_TUNED', 'ZERO_SHOT', 'NO_RULE', 'ALWAYS', 'BATCH_MEAN', 'RULE_ONLY',
+           'CHECK', 'Scale', 'get_scale', 'with_files', 'long_label', 'init_label', 'damping_label', 'explore_label',
+           'tables', 'run_config', 'Run', 'plan', 'subset_metrics', 'evaluate_initial', 'run_and_record', 'data_root',
+           'shared_data_root', 'train_trial', 'load_results', 'background_share']
 
 # %% ../nbs/08_study.ipynb #15f4f7c1
 @dataclass
@@ -44,6 +44,9 @@ class Scale:
     head_epochs: int = 0  # shared start: epochs training only the head on the frozen backbone, once per seed (0: none)
     head_lr: float = 3e-3  # the shared start's peak learning rate (the base schedule, no warm-up)
     cut: dict = field(default_factory=dict)  # tables this scale does not run -> why (the report names them)
+    extended: tuple = ()  # tables run only with `eat-reproduce --tables all` (the cpu scale's part-3 ablations)
+    long_epochs: int = 0  # the exploitation arms' length in epochs, DAT and EAT (0: no such arms)
+    batch_mean: bool = True  # the ablation's row with the released code's batch-mean interest points
 
     @property
     def dataset(self) -> str: return self.base.data.kind
@@ -56,7 +59,8 @@ class Scale:
         return self.base.model_overrides.get('interest_init', VARIANTS[self.base.model].interest_init)
 
 # %% ../nbs/08_study.ipynb #d4d5b2b7
-_CUT = 'cut at this scale so that the powered primary comparison fits the 2-hour budget of 2 CPU cores'
+_CUT_BASELINES = ('cut at this scale: the timm baselines train from scratch, so they answer nothing about EAT, and the '
+                  '8-hour budget of 2 CPU cores goes to the ablations')
 _SYNTH = dict(kind='synthetic', synth_seed=0, fractions=[0.7, 0.15, 0.15], preset='synthetic')
 _SMALL = dict(model='eat_micro_hybrid', batch_size=32, optimizer='adamw', lr=1e-3, weight_decay=0.05,
               schedule='cosine', warmup_epochs=0.5, grad_clip=1.0)
@@ -65,7 +69,7 @@ SCALES: dict[str, Scale] = {
                                         model_overrides={'window_sizes': [4, 4, 4, 2], 'interest_init': 'grid'},
                                         data=DataConfig(**_SYNTH, synth_n=96, synth_size=64, img_size=64)),
                    'dat_micro_hybrid', baselines=['convnext_cpu'], seeds=[0], dampings=[0.0, 0.25, 1.0],
-                   explore_sweep=[0, 1, -1], trials=2, trial_epochs=1, head_epochs=1),
+                   explore_sweep=[0, 1, -1], trials=2, trial_epochs=1, head_epochs=1, long_epochs=3),
     'cpu': Scale('cpu', TrainConfig(name='cpu', **dict(_SMALL, lr=1e-4, warmup_epochs=0.25), min_lr=1e-5, epochs=3,
                                     explore_epochs=2, model_overrides={'window_sizes': [4, 4, 4, 2], 'drop_path_rate': 0.0,
                                                                        'interest_init': 'grid'},
@@ -73,8 +77,9 @@ SCALES: dict[str, Scale] = {
                                     data=DataConfig(**dict(_SYNTH, synth_seed=17, fractions=[0.48, 0.02, 0.5]),
                                                     synth_n=20000, synth_size=128, img_size=128)),
                  'dat_micro_hybrid', baselines=['swin_cpu', 'convnext_cpu', 'resnet50_cpu'], seeds=[0, 1, 2, 3],
-                 explore_sweep=[0, 1, 2, -1], trials=6, trial_epochs=2, head_epochs=2, head_lr=3e-3,
-                 cut={t: _CUT for t in ('optuna', 'baselines', 'ablation', 'damping', 'explore')}),
+                 dampings=[0.1, 0.25, 0.5, 1.0], explore_sweep=[0, 1, 2, -1], trials=6, trial_epochs=3, head_epochs=2,
+                 head_lr=3e-3, long_epochs=6, batch_mean=False, cut={'baselines': _CUT_BASELINES},
+                 extended=('check', 'ablation', 'damping', 'explore', 'long', 'optuna', 'tuned')),
     'paper': Scale('paper', CONFIGS['paper'], 'dat_base', baselines=['swin_t', 'convnext_t', 'resnet50'],
                    explore_sweep=[0, 5, 10, -1], trials=20, trial_epochs=5),
 }
@@ -103,6 +108,12 @@ MODEL_LABELS = {'eat': 'EAT', 'dat': 'DAT', 'swin_cpu': 'Swin (timm, shrunk)', '
 TUNED, DAT_TUNED, ZERO_SHOT = 'EAT (Optuna-tuned)', 'DAT (Optuna-tuned)', 'pretrained backbone, no fine-tuning'
 NO_RULE, ALWAYS = 'DAT + interest points', 'DAT + interest points + offset rule (always on)'
 BATCH_MEAN = 'EAT, batch-mean interest points (original)'
+RULE_ONLY = "DAT + offset rule (DAT's fixed grid, no interest points)"
+CHECK = 'DAT, seed-0 rerun (the reproduction check)'
+
+def long_label(s: Scale, model: str) -> str:
+    "The row of the exploitation arm of `model` ('dat' | 'eat'), trained for `s.long_epochs` epochs."
+    return f"{MODEL_LABELS[model]}, {s.long_epochs} epochs"
 
 def init_label(s: Scale, init: str) -> str:
     "The row of EAT whose interest points start as `init` says ('grid': on DAT's grid, so EAT starts as DAT)."
@@ -122,22 +133,26 @@ def explore_label(s: Scale, epochs: int) -> str:
 def _other_init(s: Scale) -> str: return 'original' if s.interest_init == 'grid' else 'grid'
 
 _TABLE_RUNS = {'table1b_baselines': 'baselines', 'table2_ablation': 'ablation', 'table3a_damping': 'damping',
-               'table3b_explore': 'explore'}  # a table -> the plan's folder of its own runs
+               'table3b_explore': 'explore', 'table5b_long': 'long', 'table6_tuned': 'optuna'}  # a table -> its runs' folder
 
 def tables(s: Scale) -> list[tuple[str, str, list[str]]]:
     "The study's tables of configurations at scale `s`, without what it cuts: (file name, title, row labels)."
-    tuned = 'optuna' not in s.cut
     t = [('table1_main', 'Table 1: main comparison (test split; every row starts from the same pretrained backbone)',
-          [ZERO_SHOT, *([HEAD] if s.head_epochs else []), 'DAT', *([DAT_TUNED] if tuned else []), 'EAT',
-           *([TUNED] if tuned else []), init_label(s, _other_init(s))]),
+          [ZERO_SHOT, *([HEAD] if s.head_epochs else []), 'DAT', 'EAT', init_label(s, _other_init(s))]),
          ('table1b_baselines', 'Table 1b: timm baselines trained from scratch (no pretrained backbone: not comparable '
           'with Table 1)', [MODEL_LABELS.get(b, b) for b in s.baselines]),
-         ('table2_ablation', 'Table 2: component ablation (test split)', ['DAT', NO_RULE, ALWAYS, 'EAT', BATCH_MEAN]),
-         ('table3a_damping', 'Table 3a: damping sweep (the paper\'s lambda; 1.0 = no rule)',
+         ('table2_ablation', 'Table 2: component factorial, interest points x offset rule (test split)',
+          ['DAT', RULE_ONLY, NO_RULE, 'EAT', *([BATCH_MEAN] if s.batch_mean else [])]),
+         ('table3a_damping', 'Table 3: damping sweep (the paper\'s lambda; 1.0 = no rule)',
           [damping_label(s, d) for d in s.dampings]),
          ('table3b_explore', f'Table 3b: exploration length (epochs of {s.base.epochs} with the rule on)',
-          [explore_label(s, e) for e in s.explore_sweep])]
-    return [x for x in t if _TABLE_RUNS.get(x[0]) not in s.cut]
+          [explore_label(s, e) for e in s.explore_sweep]),
+         ('table5b_long', f'Table 5b: exploitation, DAT and EAT trained for {s.long_epochs} epochs (the rule on for '
+          f'the first {s.base.explore_epochs})', [long_label(s, 'dat'), long_label(s, 'eat')] if s.long_epochs else []),
+         ('table6_tuned', 'Table 6: arms tuned by Optuna with the same budget, against the untuned recipe',
+          ['DAT', DAT_TUNED, 'EAT', TUNED])]
+    return [x for x in t if _TABLE_RUNS.get(x[0]) not in s.cut and x[2]]
+
 
 # %% ../nbs/08_study.ipynb #a350bef9
 def _init_path(init: str) -> str:
@@ -189,51 +204,67 @@ class Run:
     notebook: str  # notebook in experiments/
     params: dict  # papermill parameters (a training run's include TABLE, RUN and ROW, its row label)
     after: list = field(default_factory=list)  # 'table/name' of runs that must finish first
+    weights_from: list = field(default_factory=list)  # those of `after` whose weights it reads (not only their side file)
+    cost: float = 1.0  # expected work in epochs of the base recipe, for the progress bar's ETA
 
     @property
     def key(self) -> str: return f'{self.table}/{self.name}'
 
 def plan(scale: str, # smoke | cpu | paper
+         extended: bool = False, # also the tables of `Scale.extended` (`eat-reproduce --tables all`)
         ) -> list[Run]:
     "Every run of the study at `scale`, most important first, each after the runs it depends on."
     s = get_scale(scale)
     runs, other = [], _other_init(s)
-    def add(table, name, row, after=(), **p):
-        if table not in s.cut:
+    keep = lambda table: table not in s.cut and (extended or table not in s.extended)
+    def add(table, name, row, after=(), weights=(), cost=1.0, **p):
+        if keep(table):
             runs.append(Run(table, name, 'train_eval.ipynb', dict(SCALE=scale, TABLE=table, RUN=name, ROW=row, **p),
-                            list(after)))
-    def arm(table, name, row, seed, after=(), **p):  # a fine-tuned arm: from the seed's shared start, if any
+                            [*weights, *after], list(weights), cost))
+    def arm(table, name, row, seed, after=(), epochs=None, **p):  # a fine-tuned arm: from the seed's shared start, if any
         start = [f'starts/head_s{seed}'] if s.head_epochs else []
-        add(table, f'{name}_s{seed}', row, [*start, *after], SEED=seed, START=start[0] if start else '', **p)
+        add(table, f'{name}_s{seed}', row, after, start, (epochs or s.base.epochs) / s.base.epochs, SEED=seed,
+            START=start[0] if start else '', **({'EPOCHS': epochs} if epochs else {}), **p)
     for seed in s.seeds:
-        if s.head_epochs: add('starts', f'head_s{seed}', HEAD, MODEL='dat', SEED=seed, HEAD_ONLY=True)
+        if s.head_epochs: add('starts', f'head_s{seed}', HEAD, cost=0.4, MODEL='dat', SEED=seed, HEAD_ONLY=True)
     for seed in s.seeds:  # the primary comparison first: power comes first
         arm('main', 'dat', 'DAT', seed, MODEL='dat'); arm('main', 'eat', 'EAT', seed, MODEL='eat')
     for seed in s.seeds:
         arm('main', f'eat_{other}_init', init_label(s, other), seed, MODEL='eat', INTEREST_INIT=other)
-        add('main', f'backbone_s{seed}', ZERO_SHOT, MODEL='dat', SEED=seed, FINE_TUNE=False)
-    if 'optuna' not in s.cut:
-        runs.extend(Run('optuna', m, 'optuna_search.ipynb', dict(SCALE=scale, MODEL=m, N_TRIALS=s.trials, SEED=0))
-                    for m in ('eat', 'dat'))  # the same search budget for both
-    for seed in s.seeds:
-        if 'optuna' not in s.cut:
-            arm('main', 'eat_tuned', TUNED, seed, ['optuna/eat'], MODEL='eat', TUNED_FROM='optuna/eat')
-            arm('main', 'dat_tuned', DAT_TUNED, seed, ['optuna/dat'], MODEL='dat', TUNED_FROM='optuna/dat')
-        for b in s.baselines: add('baselines', f'{b}_s{seed}', MODEL_LABELS.get(b, b), MODEL=b, SEED=seed)
+        add('main', f'backbone_s{seed}', ZERO_SHOT, cost=0.1, MODEL='dat', SEED=seed, FINE_TUNE=False)
+    if keep('attention'):
+        s0 = s.seeds[0]
+        ab = [f'main/eat_s{s0}', f'main/dat_s{s0}']
+        runs.append(Run('attention', 'figures', 'attention_figures.ipynb', dict(SCALE=scale, EAT_RUN=ab[0], DAT_RUN=ab[1]),
+                        ab, ab, 0.4))
+    arm('check', 'dat', CHECK, s.seeds[0], MODEL='dat')  # part 3 starts by rerunning part 2's DAT seed 0
+    for seed in s.seeds:  # the factorial's two new cells (DAT and EAT are the main table's)
+        arm('ablation', 'rule', RULE_ONLY, seed, MODEL='eat', INTEREST_POINTS=False)
         arm('ablation', 'ip', NO_RULE, seed, MODEL='eat', DAMPING=1.0)
-        arm('ablation', 'ip_rule', ALWAYS, seed, MODEL='eat', EXPLORE_EPOCHS=-1)
-        arm('ablation', 'batch', BATCH_MEAN, seed, MODEL='eat', REFERENCE_POOLING='batch')
+        if s.batch_mean: arm('ablation', 'batch', BATCH_MEAN, seed, MODEL='eat', REFERENCE_POOLING='batch')
+    for seed in s.seeds:
         for d in s.dampings:
             if damping_label(s, d) not in ('EAT', NO_RULE):
                 arm('damping', f'damping{d:g}', damping_label(s, d), seed, MODEL='eat', DAMPING=d)
         for e in s.explore_sweep:
-            if explore_label(s, e) not in ('EAT', NO_RULE, ALWAYS):
-                arm('explore', f'explore{e}', explore_label(s, e), seed, MODEL='eat', EXPLORE_EPOCHS=e)
-    if 'attention' not in s.cut:
-        s0 = s.seeds[0]
-        runs.append(Run('attention', 'figures', 'attention_figures.ipynb', dict(SCALE=scale, EAT_RUN=f'main/eat_s{s0}',
-                        DAT_RUN=f'main/dat_s{s0}'), [f'main/eat_s{s0}', f'main/dat_s{s0}']))
+            if explore_label(s, e) not in ('EAT', NO_RULE):
+                arm('explore', 'explore_all' if explore_label(s, e) == ALWAYS else f'explore{e}', explore_label(s, e),
+                    seed, MODEL='eat', EXPLORE_EPOCHS=e)
+    for seed in s.seeds:
+        if s.long_epochs:
+            for m in ('dat', 'eat'): arm('long', m, long_label(s, m), seed, epochs=s.long_epochs, MODEL=m)
+    if keep('optuna'):  # the same search budget for both, from seed 0's shared start, on the validation split only
+        start = [f'starts/head_s{s.seeds[0]}'] if s.head_epochs else []
+        runs.extend(Run('optuna', m, 'optuna_search.ipynb', dict(SCALE=scale, MODEL=m, N_TRIALS=s.trials, SEED=s.seeds[0],
+                                                                  START=start[0] if start else ''),
+                        start, start, 0.7 * s.trials * s.trial_epochs / s.base.epochs) for m in ('eat', 'dat'))
+        for seed in s.seeds:
+            arm('tuned', 'eat', TUNED, seed, ['optuna/eat'], MODEL='eat', TUNED_FROM='optuna/eat')
+            arm('tuned', 'dat', DAT_TUNED, seed, ['optuna/dat'], MODEL='dat', TUNED_FROM='optuna/dat')
+    for seed in s.seeds:
+        for b in s.baselines: add('baselines', f'{b}_s{seed}', MODEL_LABELS.get(b, b), MODEL=b, SEED=seed)
     return runs
+
 
 # %% ../nbs/08_study.ipynb #6ea7e953
 def subset_metrics(pred: pd.DataFrame, # per-image predictions with `pred_score`, `true_score` and a `bg_sensitive` flag

@@ -19,7 +19,7 @@ def smoke(tmp_path_factory):
     bad = Run('main', 'broken_s0', 'train_eval.ipynb', dict(SCALE='smoke', TABLE='main', RUN='broken_s0',
                                                             ROW='broken', MODEL='no_such_model', SEED=0))
     orig = R.plan
-    R.plan = lambda scale: orig(scale) + [bad]
+    R.plan = lambda scale, extended=False: orig(scale, extended) + [bad]
     try: summary = R.reproduce('smoke', root=root, workers=1, progress=False)
     finally: R.plan = orig
     return root, summary
