@@ -16,44 +16,60 @@ from scipy.stats import bootstrap
 from .files import git_commit, read_json, write_json
 from .stats import (Estimate, Paired, background_weight, background_weight_estimate, hierarchical_bootstrap, holm,
                        summarise_draws)
-from .study import HEAD, ZERO_SHOT, _other_init, get_scale, init_label, load_results
+from .study import (DAT_TUNED, HEAD, NO_RULE, RULE_ONLY, TUNED, ZERO_SHOT, _other_init, damping_label, explore_label,
+                       get_scale, init_label, load_results, long_label)
 
 # %% auto #0
-__all__ = ['NO_FACTORS', 'FACTOR_COLUMNS', 'ATTENTION_IMAGES', 'PREDICTION_COLUMNS', 'ARM_METRIC_NAMES', 'collect',
-           'attention_shares', 'write_csv_gz', 'record_run', 'committed_runs', 'committed_predictions',
-           'prediction_difference', 'paired', 'contrasts', 'background_weight_difference', 'verdict', 'arms_table',
-           'background_weights', 'attention_table', 'convergence_table', 'step0_difference', 'summarise_study']
+__all__ = ['NO_FACTORS', 'FACTOR_COLUMNS', 'ATTENTION_IMAGES', 'PREDICTION_COLUMNS', 'ARM_METRIC_NAMES', 'MEASURES',
+           'CONVERGENCE_THRESHOLD', 'collect', 'attention_shares', 'write_csv_gz', 'record_run', 'committed_runs',
+           'committed_predictions', 'prediction_difference', 'paired', 'contrasts', 'background_weight_difference',
+           'claim_verdict', 'verdict', 'contrast_verdict', 'arms_table', 'background_weights', 'attention_table',
+           'convergence_table', 'step0_difference', 'family', 'factorial_members', 'against', 'curve_endpoints',
+           'seed_contrast', 'sign_flip_p', 'reproduction', 'part3', 'summarise_study']
 
 # %% ../nbs/09a_analysis.ipynb #14f8a41e
 NO_FACTORS = 'no generator factors: real photos have no known foreground and background quality'
 FACTOR_COLUMNS = ['alpha', 'q', 'q_fg', 'q_bg', 'object_class', 'cx', 'cy', 'radius', 'rotation']
 
-def collect(runs_root: str | Path, # experiments/runs/<scale>
+def collect(runs_root: str | Path | None, # experiments/runs/<scale>; None: the committed files alone
             results_dir: str | Path, # experiments/results/<scale> (committed)
            ) -> dict:
-    "Write predictions.csv.gz, test_images.csv.gz, runs.csv and history.csv from the finished runs; returns counts."
-    runs_root, out = Path(runs_root), Path(results_dir)
-    df = load_results(runs_root)
-    if df.empty: raise FileNotFoundError(f"No finished runs under {runs_root}: run eat-reproduce first.")
-    df = df[df.table != 'optuna']
+    "Record new finished runs into the store, then write predictions.csv.gz, runs.csv, history.csv (and, from run folders here, test_images.csv.gz and attention.csv.gz) from the store and part 2's rows."
+    out = Path(results_dir); out.mkdir(parents=True, exist_ok=True)
+    root = Path(runs_root) if runs_root else None
+    local = load_results(root) if root is not None and root.is_dir() else pd.DataFrame()
+    have = committed_runs(out)
+    for _, r in local.iterrows():
+        if f'{r.table}/{r.run}' not in have: record_run(r.folder, out / 'runs' / r.table / r.run)
+    store = load_results(out / 'runs') if (out / 'runs').is_dir() else pd.DataFrame(columns=['table', 'run', 'folder'])
+    keys = set(store.table + '/' + store.run)
+    old = pd.read_csv(out / 'runs.csv') if (out / 'runs.csv').is_file() else pd.DataFrame(columns=['table', 'run'])
+    legacy = old[~(old.table + '/' + old.run).isin(keys)]  # part 2's runs, committed before the store
+    if store.empty and legacy.empty: raise FileNotFoundError(f"No finished runs in {out} or {runs_root}: run eat-reproduce first.")
     preds, hist = [], []
-    for _, r in df.iterrows():
-        f = Path(r.folder)
-        p = pd.read_csv(f / 'predictions.csv', dtype={'image_id': str})
-        preds.append(p[['image_id', 'pred_score']].assign(run=f'{r.table}/{r.run}', row=r.config, seed=r.seed))
+    for _, r in store.iterrows():
+        f, key = Path(r.folder), f'{r.table}/{r.run}'
+        p = pd.read_csv(f / 'predictions.csv.gz', dtype={'image_id': str})
+        preds.append(p[['image_id', 'pred_score']].assign(run=key, row=r.config, seed=r.seed))
         h = read_json(f / 'results.json').get('history', {})
-        hist.append(pd.DataFrame({'epoch': h.get('epoch', []), 'val_srcc': h.get('val_srcc', [])})
-                    .assign(run=f'{r.table}/{r.run}', row=r.config, seed=r.seed))
+        hist.append(pd.DataFrame({'epoch': h.get('epoch', []), 'val_srcc': h.get('val_srcc', [])}).assign(run=key, row=r.config, seed=r.seed))
+    gone = lambda t: t[t.run.isin(set(legacy.table + '/' + legacy.run))]  # the gathered rows of part 2's runs
+    if len(legacy): preds.append(gone(pd.read_csv(out / 'predictions.csv.gz', dtype={'image_id': str})))
+    if len(legacy): hist.append(gone(pd.read_csv(out / 'history.csv')))
     pred = pd.concat(preds, ignore_index=True)[['run', 'row', 'seed', 'image_id', 'pred_score']]
     ids = _check_same_images(pred)
-    out.mkdir(parents=True, exist_ok=True)
     write_csv_gz(pred.round({'pred_score': 6}), out / 'predictions.csv.gz')
-    write_csv_gz(_test_images(runs_root, df.folder.iloc[0], ids), out / 'test_images.csv.gz')
-    df.drop(columns=['folder']).to_csv(out / 'runs.csv', index=False)
-    pd.concat(hist, ignore_index=True).to_csv(out / 'history.csv', index=False)
-    att = attention_shares(runs_root, df, ids[:ATTENTION_IMAGES])
-    if len(att): write_csv_gz(att.round(6), out / 'attention.csv.gz')
-    return dict(runs=len(df), test_images=len(ids))
+    runs = pd.concat([legacy, store.drop(columns=['folder'])], ignore_index=True)
+    runs.to_csv(out / 'runs.csv', index=False)
+    pd.concat(hist, ignore_index=True)[['epoch', 'val_srcc', 'run', 'row', 'seed']].to_csv(out / 'history.csv', index=False)
+    if len(local) or not (out / 'test_images.csv.gz').is_file():
+        a_run = local.folder.iloc[0] if len(local) else store.folder.iloc[0]
+        write_csv_gz(_test_images(root, a_run, ids), out / 'test_images.csv.gz')
+    att = attention_shares(root, local, ids[:ATTENTION_IMAGES]) if len(local) else pd.DataFrame()
+    if len(att):
+        kept = pd.read_csv(out / 'attention.csv.gz', dtype={'image_id': str}) if (out / 'attention.csv.gz').is_file() else att[:0]
+        write_csv_gz(pd.concat([kept[~kept.run.isin(set(att.run))], att], ignore_index=True).round(6), out / 'attention.csv.gz')
+    return dict(runs=len(runs), test_images=len(ids))
 
 ATTENTION_IMAGES = 2000  # test images the attention measure reads (a forward with recorded weights per model)
 
@@ -76,7 +92,7 @@ def attention_shares(runs_root: Path, # experiments/runs/<scale>
     out = []
     for _, r in runs.iterrows():
         w = Path(r.folder) / 'best.safetensors'
-        if not w.is_file() or not str(r.model).startswith(('eat_', 'dat_')) or r.table == 'starts': continue  # arms only
+        if not w.is_file() or not str(r.model).startswith(('eat_', 'dat_')) or r.table != 'main': continue  # part 2's arms
         model = load_model(w)
         side = min(8, max(m.kv_size[0] for m in model.modules() if isinstance(m, DeformableAttention)))  # 8x8, or the largest
         S, tf = model.cfg.img_size, build_transform('synthetic', False, model.cfg.img_size)
@@ -98,13 +114,14 @@ def _check_same_images(pred: pd.DataFrame) -> list:
         raise ValueError(f"runs scored different test images ({sizes}): every run of a scale must share one split")
     return sorted(sets.iloc[0], key=lambda i: (len(i), i))
 
-def _test_images(runs_root: Path, a_run: str, ids: list) -> pd.DataFrame:
-    "True score, flag and generator factors of the test images (factors only for synthetic data)."
-    pred = pd.read_csv(Path(a_run) / 'predictions.csv', dtype={'image_id': str}).set_index('image_id')
+def _test_images(runs_root: Path | None, a_run: str, ids: list) -> pd.DataFrame:
+    "True score, flag and generator factors of the test images (factors only for synthetic data whose set is here)."
+    f = Path(a_run) / 'predictions.csv'
+    pred = pd.read_csv(f if f.is_file() else f.with_suffix('.csv.gz'), dtype={'image_id': str}).set_index('image_id')
     t = pd.DataFrame({'image_id': ids, 'true_score': pred.loc[ids, 'true_score'].to_numpy(),
                       'bg_sensitive': pred.loc[ids, 'bg_sensitive'].astype(bool).to_numpy()})
-    fac = runs_root / '_data' / 'synthetic' / 'factors.csv'
-    if fac.is_file():
+    fac = Path(runs_root or '.') / '_data' / 'synthetic' / 'factors.csv'
+    if runs_root is not None and fac.is_file():
         f = pd.read_csv(fac, dtype={'image_id': str}).set_index('image_id')
         t = t.join(f[FACTOR_COLUMNS], on='image_id')
     return t
@@ -249,11 +266,24 @@ def background_weight_difference(results_dir, a: str, b: str, n_boot: int = 4000
     return summarise_draws(*hierarchical_bootstrap(per_seed, [np.arange(len(fg))], P.n_seeds, n_boot, seed))
 
 # %% ../nbs/09a_analysis.ipynb #5ddb5769
+def claim_verdict(e: dict, # an endpoint: estimate, ci95, p (p_holm when it has one), mde80
+                  direction: int = 1, # the sign the claim predicts
+                 ) -> str:
+    "A claim's verdict from its endpoint: supported, contradicted, not supported or inconclusive."
+    if e.get('p_holm', e['p']) < 0.05: return 'supported' if direction * e['estimate'] > 0 else 'contradicted'
+    return 'not supported' if max(direction * c for c in e['ci95']) < e['mde80'] else 'inconclusive'
+
 def verdict(primary: dict, # the primary endpoint: estimate, ci95, p, mde80
            ) -> str:
-    "The pre-registered verdict on the primary endpoint."
-    if primary['p'] < 0.05: return 'supported' if primary['estimate'] > 0 else 'contradicted'
-    return 'not supported' if primary['ci95'][1] < primary['mde80'] else 'inconclusive'
+    "The pre-registered verdict on part 2's primary endpoint."
+    return claim_verdict(primary)
+
+def contrast_verdict(e: dict, # a contrast: estimate, ci95, p (p_holm when it has one), mde80
+                    ) -> str:
+    "The verdict line of a two-sided part-3 contrast: positive, negative, no effect as large as the MDE, or inconclusive."
+    if e.get('p_holm', e['p']) < 0.05: return 'positive' if e['estimate'] > 0 else 'negative'
+    return 'no effect as large as the MDE' if -e['mde80'] < e['ci95'][0] and e['ci95'][1] < e['mde80'] else 'inconclusive'
+
 
 # %% ../nbs/09a_analysis.ipynb #37eb5e46
 ARM_METRIC_NAMES = {'srcc': 'SRCC', 'plcc': 'PLCC', 'acc': 'Acc', 'mae': 'MAE'}  # column names of `arms_table`
@@ -336,6 +366,144 @@ def step0_difference(runs_root: str | Path, # experiments/runs/<scale>
     eat.set_exploration(False)
     with torch.no_grad(): return float((eat(x).score - dat(x).score).abs().max())
 
+# %% ../nbs/09a_analysis.ipynb #c0aa2002
+def family(results_dir: str | Path, # a results folder written by `collect`
+           members: dict, # key -> (description, {arm: weight}, 'D' | 'I')
+           seeds: int, # paired seeds every arm must have
+           n_boot: int = 4000, # bootstrap resamples
+           seed: int = 0, # resampling seed
+          ) -> dict:
+    "A Holm family of contrasts, each with estimate, ci95, p, p_holm, mde80 and its verdict (or why it is missing)."
+    arms = sorted({a for _, w, _ in members.values() for a in w})
+    try:
+        P, got = paired(results_dir, arms)
+        if len(got) < seeds: raise ValueError(f'{len(got)} of {seeds} paired seeds of {arms} have finished')
+    except ValueError as e: return {k: dict(contrast=d, estimate=None, reason=f'not measured yet: {e}') for k, (d, _, _) in members.items()}
+    est = P.contrasts({k: (w, m) for k, (_, w, m) in members.items()}, n_boot, seed)
+    out = {k: dict(contrast=members[k][0], **_est(e), seeds=got) for k, e in est.items()}
+    return _holm(out)
+
+def _holm(entries: dict) -> dict:
+    "Holm-adjust a family's measured p values and add each one's verdict line."
+    done = [e for e in entries.values() if e.get('estimate') is not None]
+    for e, p in zip(done, holm([e['p'] for e in done])): e['p_holm'] = round(p, 4); e['verdict'] = contrast_verdict(e)
+    return entries
+
+
+# %% ../nbs/09a_analysis.ipynb #c0aa2004
+def factorial_members(s) -> dict:
+    "Table 2's family: the main effects of interest points and of the offset rule, and their interaction, on D and I."
+    e, r, p, d = 'EAT', RULE_ONLY, NO_RULE, 'DAT'
+    effects = {'interest_points': ('main effect of interest points, 1/2 [(EAT - rule only) + (interest points only - DAT)]',
+                                   {e: .5, r: -.5, p: .5, d: -.5}),
+               'rule': ('main effect of the offset rule, 1/2 [(EAT - interest points only) + (rule only - DAT)]',
+                        {e: .5, p: -.5, r: .5, d: -.5}),
+               'interaction': ('interest points x rule, (EAT - rule only) - (interest points only - DAT)',
+                               {e: 1, r: -1, p: -1, d: 1})}
+    return {f'{k}_{m}': (f'{t}, {MEASURES[m]}', w, m) for k, (t, w) in effects.items() for m in ('D', 'I')}
+
+MEASURES = {'D': 'SRCC on all test images', 'I': 'background interaction'}
+
+def against(rows: dict, # key -> row label of an arm
+            reference: str, # the row it is compared with
+           ) -> dict:
+    "A family of each arm minus `reference`, on D and I."
+    return {f'{k}_{m}': (f'{r} - {reference}, {MEASURES[m]}', {r: 1, reference: -1}, m) for k, r in rows.items() for m in ('D', 'I')}
+
+
+# %% ../nbs/09a_analysis.ipynb #c0aa2007
+CONVERGENCE_THRESHOLD = 0.58  # pre-registered: about DAT's 3-epoch validation SRCC in part 2
+
+def curve_endpoints(hist: pd.DataFrame, # history.csv
+                    row: str, # an arm
+                    threshold: float = CONVERGENCE_THRESHOLD,
+                   ) -> pd.DataFrame:
+    "Per seed of an arm: epochs to `threshold` (last epoch + 1 if never) and the mean validation SRCC after epoch 0."
+    out = {}
+    for sd, g in hist[(hist.row == row) & (hist.epoch > 0)].groupby('seed'):
+        g = g.sort_values('epoch')
+        hit = g.epoch[g.val_srcc >= threshold]
+        out[int(sd)] = dict(epochs_to_threshold=int(hit.iloc[0]) if len(hit) else int(g.epoch.max()) + 1,
+                            mean_val_srcc=float(g.val_srcc.mean()))
+    return pd.DataFrame.from_dict(out, orient='index')
+
+def seed_contrast(a: np.ndarray, b: np.ndarray, n_boot: int = 4000, seed: int = 0) -> Estimate:
+    "Mean of the paired per-seed differences a - b, with a bootstrap over seeds (at least 2)."
+    d = np.asarray(a, float) - np.asarray(b, float)
+    if len(d) < 2: raise ValueError(f'{len(d)} paired seed(s): a bootstrap over seeds needs at least 2')
+    idx = np.random.default_rng(seed).integers(0, len(d), (n_boot, len(d)))
+    return summarise_draws(float(d.mean()), d[idx].mean(1))
+
+def sign_flip_p(d: np.ndarray) -> float:
+    "Exact two-sided p of the mean of paired differences under random sign flips (2^S arrangements; 4 seeds: p >= 0.125)."
+    d = np.asarray(d, float)
+    signs = np.array(np.meshgrid(*[[-1, 1]] * len(d))).reshape(len(d), -1).T
+    return float((np.abs((signs * d).mean(1)) >= abs(d.mean()) - 1e-12).mean())
+
+
+# %% ../nbs/09a_analysis.ipynb #c0aa2010
+def reproduction(results_dir: str | Path) -> dict:
+    "The seed-0 rerun of DAT against part 2's committed predictions, and every remade run's difference (reruns.csv)."
+    d = Path(results_dir)
+    out = {'tolerance': 1e-5}
+    try:
+        diff = prediction_difference(committed_predictions(d, 'check/dat_s0'), committed_predictions(d, 'main/dat_s0'))
+        out.update(check_dat_s0_max_abs_diff=diff, passes=diff <= 1e-5)
+    except FileNotFoundError as e: out.update(check_dat_s0_max_abs_diff=None, passes=None, reason=str(e))
+    if (d / 'reruns.csv').is_file(): out['reruns'] = pd.read_csv(d / 'reruns.csv').to_dict('records')
+    return out
+
+def part3(results_dir: str | Path, # a results folder written by `collect`
+          scale: str, # the scale
+          primary: dict, # part 2's primary endpoint (the background claim)
+          n_boot: int = 4000, # bootstrap resamples
+         ) -> dict:
+    "summary.json's part-3 entries: reproduction, factorial, damping, explore, long, tuned and verdicts."
+    s, d = get_scale(scale), Path(results_dir)
+    n, kw = len(s.seeds), dict(n_boot=n_boot)
+    rep = reproduction(d)
+    fac = factorial_members(s)
+    out = dict(reproduction=rep,
+               factorial=family(d, fac, n, **kw) if rep['passes'] is not False else
+               {k: dict(contrast=t, estimate=None, reason='the reuse rule failed: part 2\'s DAT and EAT must be rerun')
+                for k, (t, _, _) in fac.items()},
+               damping=family(d, against({f'damping{v:g}': damping_label(s, v) for v in s.dampings
+                                          if damping_label(s, v) not in ('EAT', damping_label(s, 1.0))}, 'EAT'), n, **kw),
+               explore=family(d, against({('explore_all' if e < 0 else f'explore{e}'): explore_label(s, e)
+                                          for e in s.explore_sweep if explore_label(s, e) not in ('EAT', explore_label(s, 0))},
+                                         'EAT'), n, **kw),
+               tuned=family(d, {'eat_vs_dat_D': (f'{TUNED} - {DAT_TUNED}, {MEASURES["D"]}', {TUNED: 1, DAT_TUNED: -1}, 'D'),
+                                'eat_vs_dat_I': (f'{TUNED} - {DAT_TUNED}, {MEASURES["I"]}', {TUNED: 1, DAT_TUNED: -1}, 'I'),
+                                'eat_tuning_D': (f'{TUNED} - EAT, {MEASURES["D"]}', {TUNED: 1, 'EAT': -1}, 'D'),
+                                'dat_tuning_D': (f'{DAT_TUNED} - DAT, {MEASURES["D"]}', {DAT_TUNED: 1, 'DAT': -1}, 'D')}, n, **kw))
+    out['long'] = _long(d, s, n, n_boot) if s.long_epochs else {}
+    claims = {'background': (primary, 1), 'net_gain': (out['long'].get('net_gain_D', {}), 1),
+              'convergence': (out['long'].get('epochs_to_threshold', {}), -1)}
+    measured = {k: e for k, (e, _) in claims.items() if e.get('estimate') is not None}
+    ph = dict(zip(claims, holm([measured[k]['p'] if k in measured else 1.0 for k in claims])))
+    out['verdicts'] = {k: claim_verdict({**e, 'p_holm': ph[k]}, sign) if k in measured else 'not measured yet'
+                       for k, (e, sign) in claims.items()}
+    out['verdicts_p_holm'] = {k: round(ph[k], 4) for k in measured}
+    return out
+
+def _long(d: Path, s, n: int, n_boot: int) -> dict:
+    "Table 5b's family: EAT - DAT at the long length on D (net gain) and I, epochs to threshold, mean validation SRCC."
+    e, a = long_label(s, 'eat'), long_label(s, 'dat')
+    out = family(d, {'net_gain_D': (f'{e} - {a}, {MEASURES["D"]} (the net-gain claim)', {e: 1, a: -1}, 'D'),
+                     'net_gain_I': (f'{e} - {a}, {MEASURES["I"]}', {e: 1, a: -1}, 'I')}, n, n_boot)
+    hist = pd.read_csv(d / 'history.csv')
+    ce, ca = curve_endpoints(hist, e), curve_endpoints(hist, a)
+    both = sorted(set(ce.index) & set(ca.index))
+    for k, t in (('epochs_to_threshold', f'epochs to validation SRCC {CONVERGENCE_THRESHOLD}, {e} - {a} (the convergence claim)'),
+                 ('mean_val_srcc', f'mean validation SRCC over epochs 1-{s.long_epochs}, {e} - {a}')):
+        out[k] = (dict(contrast=t, **_est(seed_contrast(ce.loc[both, k], ca.loc[both, k], n_boot)), seeds=both,
+                       p_signflip=round(sign_flip_p(ce.loc[both, k].to_numpy() - ca.loc[both, k].to_numpy()), 4))
+                  if len(both) >= max(n, 2) else dict(contrast=t, estimate=None,
+                                                      reason=f'not measured: {len(both)} of {n} paired seeds (at least 2)'))
+    for v in out.values(): v.pop('p_holm', None); v.pop('verdict', None)
+    return _holm(out)
+
+
 # %% ../nbs/09a_analysis.ipynb #5a9a393d
 def summarise_study(results_dir: str | Path, # a results folder written by `collect`
                     scale: str, # the scale
@@ -364,7 +532,9 @@ def summarise_study(results_dir: str | Path, # a results folder written by `coll
                attention_background_share=attention_table(d, arms, n_boot),
                cut={k: v for k, v in s.cut.items()}, verdict=verdict(c['primary']))
     out['primary_ci_half_width'] = round((out['primary']['ci95'][1] - out['primary']['ci95'][0]) / 2, 4)
+    out.update(part3(d, scale, out['primary'], n_boot))
     arms_table(d, [ZERO_SHOT, HEAD, *arms], n_boot).to_csv(d / 'arms.csv', index=False)
     convergence_table(d, arms).to_csv(d / 'convergence.csv', index=False)
+    if s.long_epochs: convergence_table(d, [long_label(s, m) for m in ('dat', 'eat')]).to_csv(d / 'convergence_long.csv', index=False)
     write_json(d / 'summary.json', out)
     return out

@@ -13,12 +13,14 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .analysis import ARM_METRIC_NAMES, arms_table, collect, convergence_table, step0_difference, summarise_study
+from .analysis import (ARM_METRIC_NAMES, CONVERGENCE_THRESHOLD, arms_table, collect, convergence_table, step0_difference,
+                          summarise_study)
 from .files import read_json, write_json
-from .study import get_scale, tables
+from .study import get_scale, plan, tables
 
 # %% auto #0
-__all__ = ['PUBLISHED', 'METRICS', 'summarise', 'provenance', 'markdown_table', 'verdict_paragraph', 'build_report']
+__all__ = ['PUBLISHED', 'METRICS', 'FAMILIES', 'summarise', 'provenance', 'markdown_table', 'verdict_paragraph', 'family_table',
+           'verdict_lines', 'part3_paragraph', 'build_report']
 
 # %% ../nbs/09_report.ipynb #19eeb5f1
 PUBLISHED = pd.DataFrame([
@@ -86,6 +88,43 @@ def verdict_paragraph(s: dict, # summary.json
                else "No secondary contrast is significant after Holm's correction. ")
             + (f"Not measured: {'; '.join(missing)}." if missing else ''))
 
+# %% ../nbs/09_report.ipynb #c0cc3002
+FAMILIES = {'table2_ablation': 'factorial', 'table3a_damping': 'damping', 'table3b_explore': 'explore',
+            'table5b_long': 'long', 'table6_tuned': 'tuned'}  # a table -> its family in summary.json
+
+def family_table(fam: dict) -> pd.DataFrame:
+    "A family's contrasts as rows: estimate, interval, p, Holm p, MDE80, verdict (or why it is missing)."
+    cols = ['contrast', 'estimate', 'ci95', 'p', 'p_holm', 'mde80', 'verdict', *(['p_signflip'] if any('p_signflip' in e for e in fam.values()) else [])]
+    return pd.DataFrame([{k: e.get(k) for k in cols} if e.get('estimate') is not None else
+                         {'contrast': e['contrast'], 'verdict': e.get('reason')} for e in fam.values()], columns=cols)
+
+def verdict_lines(fam: dict) -> str:
+    "One generated line per contrast of a family."
+    out = []
+    for e in fam.values():
+        if e.get('estimate') is None: out.append(f"- {e['contrast']}: {e.get('reason')}."); continue
+        out.append(f"- {e['contrast']}: **{e['verdict']}** ({e['estimate']:+.4f} [{e['ci95'][0]:+.4f}, {e['ci95'][1]:+.4f}], "
+                   f"Holm p = {e['p_holm']:.3g}, MDE80 {e['mde80']:.4f}; seeds {e.get('seeds')}"
+                   + (f"; exact sign-flip p over seeds {e['p_signflip']:.3g}" if 'p_signflip' in e else '') + ').')
+    return '\n'.join(out)
+
+def part3_paragraph(s: dict, # summary.json
+                    scale, # the Scale
+                   ) -> str:
+    "The reproduction check and the paper's three claims, generated from the summary."
+    rep, v = s.get('reproduction', {}), s.get('verdicts', {})
+    if rep.get('passes') is None: check = 'the seed-0 reproduction check has not run yet'
+    else:
+        check = (f"the seed-0 rerun of DAT differs from part 2's committed predictions by at most "
+                 f"{rep['check_dat_s0_max_abs_diff']:.3g} (tolerance 1e-5), so part 2's DAT and EAT "
+                 + ("serve as the factorial's corner cells" if rep['passes'] else 'are rerun (the reuse rule failed)'))
+    reruns = rep.get('reruns', [])
+    if reruns: check += f"; {len(reruns)} remade runs differ from their committed predictions by at most {max(r['max_abs_diff'] for r in reruns):.3g}"
+    ph = s.get('verdicts_p_holm', {})
+    claims = '; '.join(f"{k}: **{w}**" + (f" (Holm p {ph[k]:.3g})" if k in ph else '') for k, w in v.items())
+    return f"**Part 3 (issue 25).** The paper's claims: {claims}. Provenance: {check}."
+
+
 # %% ../nbs/09_report.ipynb #4bbe77c1
 def _save(fig, path: Path):
     fig.savefig(path, dpi=110, bbox_inches='tight'); plt.close(fig)
@@ -94,8 +133,10 @@ def _all_arms(out: Path, configs: list[str], n_boot: int) -> pd.DataFrame:
     "arms.csv (summarise_study's arms) plus any other configuration of the tables, computed once and saved back."
     have = pd.read_csv(out / 'arms.csv') if (out / 'arms.csv').is_file() else pd.DataFrame(columns=['arm'])
     if not {f'{ARM_METRIC_NAMES[m]} all' for m in METRICS} <= set(have.columns): have = pd.DataFrame(columns=['arm'])
-    todo = [c for c in dict.fromkeys(configs) if c not in set(have.arm)]
-    arms = pd.concat([have, arms_table(out, todo, n_boot)], ignore_index=True) if todo else have
+    seeds = pd.read_csv(out / 'runs.csv').groupby('config').seed.nunique()
+    fresh = have[[int(seeds.get(a, 0)) == int(n) for a, n in zip(have.arm, have.get('seeds', [0] * len(have)))]]
+    todo = [c for c in dict.fromkeys(configs) if c not in set(fresh.arm)]  # new arms, and arms with new seeds
+    arms = pd.concat([fresh, arms_table(out, todo, n_boot)], ignore_index=True) if todo else fresh
     arms.to_csv(out / 'arms.csv', index=False)
     return arms
 
@@ -112,8 +153,9 @@ def _weights_table(s: dict) -> pd.DataFrame:
                          for a, v in w.items() if a != 'truth'] + [{'arm': 'truth (the generator)',
                                                                     'background weight share': w['truth']}])
 
-def _convergence_figure(conv: pd.DataFrame, path: Path):
+def _convergence_figure(conv: pd.DataFrame, path: Path, threshold: float | None = None):
     fig, ax = plt.subplots(figsize=(6, 3.5))
+    if threshold is not None: ax.axhline(threshold, color='grey', ls=':', lw=1, label=f'threshold {threshold}')
     for arm, g in conv.groupby('arm', sort=False):
         ax.plot(g.epoch, g['val SRCC'], marker='o', label=arm)
         ax.fill_between(g.epoch, g['ci95 low'], g['ci95 high'], alpha=0.2)
@@ -128,8 +170,8 @@ def build_report(runs_root: str | Path | None, # experiments/runs/<scale> (None:
                 ) -> Path:
     "Write summary.json, all tables and figures of a scale and REPORT.md; returns the path of REPORT.md."
     out, s = Path(out_dir), get_scale(scale)
+    if runs_root is not None or (out / 'runs').is_dir(): collect(runs_root, out)  # the store, and new runs here
     if runs_root is not None:
-        collect(runs_root, out)
         write_json(out / 'checks.json', {'eat_grid_vs_dat_step0_max_abs_diff': step0_difference(runs_root, scale)})
     if not (out / 'runs.csv').is_file():
         raise FileNotFoundError(f"No result files in {out}: run `eat-reproduce --scale {scale}` first.")
@@ -139,12 +181,25 @@ def build_report(runs_root: str | Path | None, # experiments/runs/<scale> (None:
     head = provenance(runs, scale)
     parts = [f'# EAT reproduction: {scale} scale\n\n{head} Analysis computed by commit {summ.get("analysis_commit")} '
              f'from the committed result files in this folder (`eat-reproduce --scale {scale} --report-only`).\n',
-             verdict_paragraph(summ) + '\n']
+             verdict_paragraph(summ) + '\n', part3_paragraph(summ, s) + '\n']
     if s.cut: parts.append('Cut at this scale: ' + '; '.join(f'{k} ({v})' for k, v in s.cut.items()) + '.\n')
     for fname, title, configs in tables(s):
         t = summarise(runs, configs, arms)
         t.to_csv(out / f'{fname}.csv', index=False)
-        parts.append(markdown_table(t, title, head))
+        extended = {r.table for r in plan(scale, True)} - {r.table for r in plan(scale)}
+        parts.append(markdown_table(t, title, head) if len(t) else
+                     f'### {title}\n\n(no runs yet{": `make reproduce TABLES=all` runs them" if extended else ""})\n')
+        if fname in FAMILIES and summ.get(FAMILIES[fname]):
+            ft = family_table(summ[FAMILIES[fname]]); ft.to_csv(out / f'{fname}_contrasts.csv', index=False)
+            parts.append(markdown_table(ft, f'{title.split(":")[0]}, pre-registered contrasts (hierarchical bootstrap; '
+                                            'Holm within the table)', head) + '\n' + verdict_lines(summ[FAMILIES[fname]]) + '\n')
+        if fname == 'table5b_long' and (out / 'convergence_long.csv').is_file():
+            cl = pd.read_csv(out / 'convergence_long.csv')
+            if len(cl):
+                parts.append(markdown_table(cl, f'Table 5c: validation SRCC per epoch over {s.long_epochs} epochs (mean over '
+                                            'seeds, 95% interval over seeds)', head))
+                _convergence_figure(cl, out / 'fig_convergence_long.png', CONVERGENCE_THRESHOLD)
+                parts.append('![convergence over the long runs](fig_convergence_long.png)\n')
         if fname == 'table1_main':
             PUBLISHED.to_csv(out / 'table1_published.csv', index=False)
             parts.append(markdown_table(PUBLISHED, 'Table 1 (published numbers, for reference)',
@@ -182,9 +237,10 @@ def _copied_sections(runs_root: str | Path | None, out: Path, head: str) -> list
     for sub, title in (('attention/figures', 'Attention figures: where DAT and EAT (seed 0) sample keys (descriptive: '
                                              'unweighted sampling positions of the last block; the pre-registered '
                                              'measure is Table 4c)'),
-                       ('optuna/eat', 'Table 7: Optuna search, EAT'), ('optuna/dat', 'Table 7b: Optuna search, DAT')):
+                       ('optuna/eat', 'Table 6b: Optuna search, EAT (validation split only)'), ('optuna/dat', 'Table 6c: Optuna search, DAT (validation split only)')):
         side = out / f'{sub.replace("/", "_")}.json'  # kept with the results, so that --report-only has it too
         rj = Path(runs_root) / sub / 'results.json' if runs_root is not None else None
+        if (out / 'runs' / sub / 'results.json').is_file(): rj = out / 'runs' / sub / 'results.json'  # the store's copy
         if rj is not None and rj.is_file():
             r, figures = read_json(rj), []
             for fig in r.get('figures', []):

@@ -19,23 +19,25 @@ __all__ = ['MDE_FACTOR', 'ARM_METRICS', 'hierarchical_bootstrap', 'Estimate', 's
            'resampled_ranks', 'Paired', 'holm', 'background_weight', 'background_weight_estimate']
 
 # %% ../nbs/05b_stats.ipynb #1ee12121
-def hierarchical_bootstrap(per_seed: Callable[[list], np.ndarray], # image index arrays (one B x n_k per stratum) -> B x S
+def hierarchical_bootstrap(per_seed: Callable[[list], np.ndarray], # image index arrays (one B x n_k per stratum) -> B x S (or B x S x K: K statistics)
                            strata: list, # the image indices of each stratum (1-D arrays)
                            n_seeds: int, # S, the seeds that ran
                            n_boot: int = 2000, # resamples
                            seed: int = 0, # seed of the resampling: same seed, same draws
                            chunk: int = 50, # image resamples evaluated at once (memory: chunk x images x 8 bytes)
-                          ) -> tuple[float, np.ndarray]:
+                          ) -> tuple[float, np.ndarray]: # the point (K of them) and B draws (B x K)
     "The statistic on the data as they are (mean over seeds) and `n_boot` draws resampling seeds and images."
     if n_seeds < 1: raise ValueError(f"n_seeds={n_seeds}: at least one seed is needed")
     strata = [np.asarray(s, int) for s in strata]
     if any(len(s) < 3 for s in strata): raise ValueError(f"strata of sizes {[len(s) for s in strata]}: each needs >= 3 images")
-    point = float(np.mean(per_seed([s[None] for s in strata])[0]))
+    t0 = np.asarray(per_seed([s[None] for s in strata])[0], float)  # S (or S x K)
+    point = float(t0.mean()) if t0.ndim == 1 else t0.mean(0)
     rng, draws = np.random.default_rng(seed), []
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
         t = np.asarray(per_seed([s[rng.integers(0, len(s), (b, len(s)))] for s in strata]), float)
-        draws.append(np.take_along_axis(t, rng.integers(0, n_seeds, (b, n_seeds)), 1).mean(1))
+        pick = rng.integers(0, n_seeds, (b, n_seeds))
+        draws.append(np.take_along_axis(t, pick if t.ndim == 2 else pick[..., None], 1).mean(1))
     return point, np.concatenate(draws)
 
 # %% ../nbs/05b_stats.ipynb #0e8db2db
@@ -170,6 +172,25 @@ def arm_metric(self: Paired, arm: str, # the arm
     if metric not in ARM_METRICS: raise ValueError(f"metric={metric!r}: use one of {ARM_METRICS}")
     per_seed = lambda idx: self._metric(arm, _part(*idx, part), metric)
     return summarise_draws(*hierarchical_bootstrap(per_seed, self.strata(), self.n_seeds, n_boot, seed))
+
+# %% ../nbs/05b_stats.ipynb #c0bb2003
+@patch
+def contrasts(self: Paired, family: dict, # name -> ({arm: weight}, 'D' | 'I')
+              n_boot: int = 2000, # resamples
+              seed: int = 0, # seed of the resampling
+             ) -> dict: # name -> Estimate
+    "Linear contrasts of the arms' SRCC on all images ('D') or as the background interaction ('I'), from the same draws."
+    bad = {k: m for k, (_, m) in family.items() if m not in ('D', 'I')}
+    if bad: raise ValueError(f"measures {bad}: use 'D' (all images) or 'I' (background interaction)")
+    arms = sorted({a for w, _ in family.values() for a in w})
+    def per_seed(idx):
+        bi, ri = idx
+        s = {a: (self._srcc(a, bi), self._srcc(a, ri), self._srcc(a, np.concatenate([bi, ri], 1))) for a in arms}
+        return np.stack([sum(w * (s[a][2] if m == 'D' else s[a][0] - s[a][1]) for a, w in ws.items())
+                         for ws, m in family.values()], -1)
+    point, draws = hierarchical_bootstrap(per_seed, self.strata(), self.n_seeds, n_boot, seed)
+    return {k: summarise_draws(point[i], draws[:, i]) for i, k in enumerate(family)}
+
 
 # %% ../nbs/05b_stats.ipynb #36a610ea
 def holm(p: list) -> list:
