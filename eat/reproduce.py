@@ -118,6 +118,7 @@ def reproduce(scale: str = 'cpu', # smoke | cpu | paper
         return {a for a in r.after if not here(a) and (a in r.weights_from or a not in committed)}
     while need := {a for r in todo.values() for a in missing(r)} - set(todo):
         todo.update({a: everything[a] for a in need})
+    todo = {k: r for k, r in everything.items() if k in todo}  # the plan's order: the order runs start in
     for r in list(todo.values()):  # side files a run reads (an Optuna search's best trial): restored from the store
         for a in set(r.after) - set(r.weights_from) - set(todo):
             if not here(a) and (results / 'runs' / a / 'results.json').is_file():

@@ -254,7 +254,7 @@ def _check_page(browser, server, path: str, shot: str, title: str, min_images: i
 def test_home_page_renders_in_chromium(browser, server):
     _check_page(browser, server, 'index.html', 'home.png', 'eat', min_images=1)
     src = browser.eval("Array.from(document.images).map(i => i.src).join(' ')")
-    assert 'example.png' in src, 'the scored example figure is not on the home page'
+    assert 'trained_cpu_attention.png' in src, "the trained models' attention figure is not on the home page"
 
 
 def test_tutorial_page_renders_with_outputs_in_chromium(browser, server):

@@ -42,26 +42,36 @@ def test_report_has_every_table_and_figure(smoke):
     root, _ = smoke
     res = root / 'results/smoke'
     report = (res / 'REPORT.md').read_text()
-    for title in ['Table 1: main comparison', 'Table 1b: timm baselines', 'Table 2: component ablation',
-                  'Table 3a: damping sweep', 'Table 3b: exploration length', 'Table 4: background sensitivity',
-                  'Table 5: validation SRCC', 'Attention', 'Table 7: Optuna search, EAT', 'Table 7b: Optuna search, DAT',
+    for title in ['Table 1: main comparison', 'Table 1b: timm baselines', 'Table 2: component factorial',
+                  'Table 2, pre-registered contrasts', 'Table 3: damping sweep', 'Table 3b: exploration length',
+                  'Table 4: background sensitivity', 'Table 5: validation SRCC', 'Table 5b: exploitation',
+                  'Table 5c: validation SRCC per epoch', 'Table 6: arms tuned by Optuna', 'Table 6, pre-registered contrasts',
+                  'Attention', 'Table 6b: Optuna search, EAT', 'Table 6c: Optuna search, DAT', 'Part 3 (issue 25)',
                   'not AVA numbers']:
         assert title in report, title
     main = pd.read_csv(res / 'table1_main.csv')
-    assert set(main.configuration) == {'pretrained backbone, no fine-tuning', HEAD, 'DAT', 'DAT (Optuna-tuned)', 'EAT',
-                                       'EAT (Optuna-tuned)', 'EAT, original interest-point init'}
+    assert set(main.configuration) == {'pretrained backbone, no fine-tuning', HEAD, 'DAT', 'EAT',
+                                       'EAT, original interest-point init'}
+    assert set(pd.read_csv(res / 'table6_tuned.csv').configuration) == {'DAT', 'DAT (Optuna-tuned)', 'EAT', 'EAT (Optuna-tuned)'}
     summary = json.loads((res / 'summary.json').read_text())
     assert summary['verdict'] in ('supported', 'contradicted', 'not supported', 'inconclusive')
+    for fam in ('factorial', 'damping', 'explore', 'long', 'tuned'):  # every pre-registered contrast, measured
+        assert summary[fam], fam
+        for k, e in summary[fam].items():
+            assert {'estimate', 'ci95', 'p', 'p_holm', 'mde80', 'verdict'} <= set(e) and e['estimate'] is not None, (fam, k, e)
+    assert set(summary['factorial']) == {f'{c}_{m}' for c in ('interest_points', 'rule', 'interaction') for m in 'DI'}
+    assert set(summary['verdicts']) == {'background', 'net_gain', 'convergence'}
+    assert summary['reproduction']['passes'] is True  # the seed-0 rerun gives the same predictions
     assert summary['eat_grid_vs_dat_step0_max_abs_diff'] <= 1e-5  # EAT(grid) starts as DAT
     assert (res / 'predictions.csv.gz').is_file() and (res / 'test_images.csv.gz').is_file()
     assert main.SRCC.notna().all()
     assert list(pd.read_csv(res / 'table1b_baselines.csv').configuration) == ['ConvNeXt (timm, shrunk)']
-    for fig in ['fig_convergence.png', 'fig_table3a_damping.png', 'optuna_eat_optuna_history.png',
+    for fig in ['fig_convergence.png', 'fig_convergence_long.png', 'fig_table3a_damping.png', 'optuna_eat_optuna_history.png',
                 'optuna_dat_optuna_history.png']:
         assert (res / fig).stat().st_size > 5_000, fig
     assert list(res.glob('attention_figures_attention_*.png'))
     ablation = pd.read_csv(res / 'table2_ablation.csv')
-    assert len(ablation) == 5
+    assert len(ablation) == 5  # the factorial's four cells and the batch-mean row
 
 
 def test_report_rebuilds_from_committed_files_alone(smoke, tmp_path):
@@ -93,6 +103,27 @@ def test_second_call_does_no_work_twice(smoke):
     summary = R.reproduce('smoke', root=root, workers=1, progress=False, report=False)
     assert summary['failed'] == {} and summary['complete'] == len(plan('smoke'))
     assert {p: p.stat().st_mtime for p in stamps} == stamps
+
+
+def test_a_new_machine_continues_from_the_committed_files(smoke, tmp_path):
+    "Committed runs are skipped; weights a pending run reads are remade and compared; an Optuna result is restored."
+    root, _ = smoke
+    import shutil
+    res = tmp_path / 'results' / 'smoke'
+    shutil.copytree(root / 'results/smoke', res)  # what a clone has: the results folder, no run folders
+    assert R.reproduce('smoke', root=tmp_path, workers=1, progress=False, report=False)['complete'] == len(plan('smoke'))
+    assert not list((tmp_path / 'runs' / 'smoke').glob('*/*/results.json'))  # nothing ran again
+    shutil.rmtree(res / 'runs' / 'tuned')  # as if the tuned arms had not landed yet
+    runs = pd.read_csv(res / 'runs.csv'); runs[runs.table != 'tuned'].to_csv(res / 'runs.csv', index=False)
+    s = R.reproduce('smoke', root=tmp_path, workers=1, progress=False, report=False)
+    assert s['failed'] == {} and s['complete'] == len(plan('smoke'))
+    ran = sorted(f.parent.relative_to(tmp_path / 'runs' / 'smoke').as_posix()
+                 for f in (tmp_path / 'runs' / 'smoke').glob('*/*/results.json'))
+    assert ran == ['optuna/dat', 'optuna/eat', 'starts/head_s0', 'tuned/dat_s0', 'tuned/eat_s0'], ran
+    assert not (tmp_path / 'runs/smoke/optuna/eat/trials').exists()  # restored from the store, not searched again
+    rerun = pd.read_csv(res / 'reruns.csv')
+    assert rerun.run.tolist() == ['starts/head_s0'] and rerun.max_abs_diff.max() <= 1e-5
+    assert (res / 'runs/tuned/eat_s0/predictions.csv.gz').is_file()  # the new runs landed in the store
 
 
 def test_cli_refuses_bad_arguments(capsys):
