@@ -58,6 +58,8 @@ def test_report_has_every_table_and_figure(smoke):
     for fam in ('factorial', 'damping', 'explore', 'long', 'tuned'):  # every pre-registered contrast, measured
         assert summary[fam], fam
         for k, e in summary[fam].items():
+            if k in ('epochs_to_threshold', 'mean_val_srcc'):  # seed-level: the smoke scale's one seed is too few
+                assert e['estimate'] is None and 'at least 2' in e['reason'], e; continue
             assert {'estimate', 'ci95', 'p', 'p_holm', 'mde80', 'verdict'} <= set(e) and e['estimate'] is not None, (fam, k, e)
     assert set(summary['factorial']) == {f'{c}_{m}' for c in ('interest_points', 'rule', 'interaction') for m in 'DI'}
     assert set(summary['verdicts']) == {'background', 'net_gain', 'convergence'}
