@@ -15,8 +15,8 @@ from scipy.stats import bootstrap
 
 from .files import git_commit, read_json, write_json
 from .stats import (Estimate, Paired, background_weight, background_weight_estimate, hierarchical_bootstrap, holm,
-                       summarise_draws)
-from .study import (DAT_TUNED, HEAD, NO_RULE, RULE_ONLY, TUNED, ZERO_SHOT, _other_init, damping_label, explore_label,
+                       srcc_rows, summarise_draws)
+from .study import (DAT_TUNED, HEAD, NO_RULE, PART3, RULE_ONLY, TUNED, ZERO_SHOT, _other_init, damping_label, explore_label,
                        get_scale, init_label, load_results, long_label)
 
 # %% auto #0
@@ -393,7 +393,7 @@ def _holm(entries: dict) -> dict:
 # %% ../nbs/09a_analysis.ipynb #c0aa2004
 def factorial_members(s) -> dict:
     "Table 2's family: the main effects of interest points and of the offset rule, and their interaction, on D and I."
-    e, r, p, d = 'EAT', RULE_ONLY, NO_RULE, 'DAT'
+    e, r, p, d = PART3['EAT'], RULE_ONLY, NO_RULE, PART3['DAT']
     effects = {'interest_points': ('main effect of interest points, 1/2 [(EAT - rule only) + (interest points only - DAT)]',
                                    {e: .5, r: -.5, p: .5, d: -.5}),
                'rule': ('main effect of the offset rule, 1/2 [(EAT - interest points only) + (rule only - DAT)]',
@@ -447,8 +447,12 @@ def reproduction(results_dir: str | Path) -> dict:
     d = Path(results_dir)
     out = {'tolerance': 1e-5}
     try:
-        diff = prediction_difference(committed_predictions(d, 'check/dat_s0'), committed_predictions(d, 'main/dat_s0'))
-        out.update(check_dat_s0_max_abs_diff=diff, passes=diff <= 1e-5)
+        a, b = committed_predictions(d, 'check/dat_s0'), committed_predictions(d, 'main/dat_s0')
+        diff = prediction_difference(a, b)
+        t = pd.read_csv(d / 'test_images.csv.gz', dtype={'image_id': str}).set_index('image_id').true_score.loc[a.index]
+        srcc = lambda x: round(float(srcc_rows(x.to_numpy()[None], t.to_numpy()[None])[0]), 4)
+        out.update(check_dat_s0_max_abs_diff=diff, check_dat_s0_mean_abs_diff=round(float((a - b.loc[a.index]).abs().mean()), 6),
+                   passes=diff <= 1e-5, srcc_check=srcc(a), srcc_part2=srcc(b.loc[a.index]))
     except FileNotFoundError as e: out.update(check_dat_s0_max_abs_diff=None, passes=None, reason=str(e))
     if (d / 'reruns.csv').is_file(): out['reruns'] = pd.read_csv(d / 'reruns.csv').to_dict('records')
     return out
@@ -461,21 +465,17 @@ def part3(results_dir: str | Path, # a results folder written by `collect`
     "summary.json's part-3 entries: reproduction, factorial, damping, explore, long, tuned and verdicts."
     s, d = get_scale(scale), Path(results_dir)
     n, kw = len(s.seeds), dict(n_boot=n_boot)
-    rep = reproduction(d)
-    fac = factorial_members(s)
-    out = dict(reproduction=rep,
-               factorial=family(d, fac, n, **kw) if rep['passes'] is not False else
-               {k: dict(contrast=t, estimate=None, reason='the reuse rule failed: part 2\'s DAT and EAT must be rerun')
-                for k, (t, _, _) in fac.items()},
+    e3, d3 = PART3['EAT'], PART3['DAT']
+    out = dict(reproduction=reproduction(d), factorial=family(d, factorial_members(s), n, **kw),
                damping=family(d, against({f'damping{v:g}': damping_label(s, v) for v in s.dampings
-                                          if damping_label(s, v) not in ('EAT', damping_label(s, 1.0))}, 'EAT'), n, **kw),
+                                          if damping_label(s, v) not in ('EAT', damping_label(s, 1.0))}, e3), n, **kw),
                explore=family(d, against({('explore_all' if e < 0 else f'explore{e}'): explore_label(s, e)
                                           for e in s.explore_sweep if explore_label(s, e) not in ('EAT', explore_label(s, 0))},
-                                         'EAT'), n, **kw),
+                                         e3), n, **kw),
                tuned=family(d, {'eat_vs_dat_D': (f'{TUNED} - {DAT_TUNED}, {MEASURES["D"]}', {TUNED: 1, DAT_TUNED: -1}, 'D'),
                                 'eat_vs_dat_I': (f'{TUNED} - {DAT_TUNED}, {MEASURES["I"]}', {TUNED: 1, DAT_TUNED: -1}, 'I'),
-                                'eat_tuning_D': (f'{TUNED} - EAT, {MEASURES["D"]}', {TUNED: 1, 'EAT': -1}, 'D'),
-                                'dat_tuning_D': (f'{DAT_TUNED} - DAT, {MEASURES["D"]}', {DAT_TUNED: 1, 'DAT': -1}, 'D')}, n, **kw))
+                                'eat_tuning_D': (f'{TUNED} - {e3}, {MEASURES["D"]}', {TUNED: 1, e3: -1}, 'D'),
+                                'dat_tuning_D': (f'{DAT_TUNED} - {d3}, {MEASURES["D"]}', {DAT_TUNED: 1, d3: -1}, 'D')}, n, **kw))
     out['long'] = _long(d, s, n, n_boot) if s.long_epochs else {}
     claims = {'background': (primary, 1), 'net_gain': (out['long'].get('net_gain_D', {}), 1),
               'convergence': (out['long'].get('epochs_to_threshold', {}), -1)}

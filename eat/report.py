@@ -116,8 +116,12 @@ def part3_paragraph(s: dict, # summary.json
     if rep.get('passes') is None: check = 'the seed-0 reproduction check has not run yet'
     else:
         check = (f"the seed-0 rerun of DAT differs from part 2's committed predictions by at most "
-                 f"{rep['check_dat_s0_max_abs_diff']:.3g} (tolerance 1e-5), so part 2's DAT and EAT "
-                 + ("serve as the factorial's corner cells" if rep['passes'] else 'are rerun (the reuse rule failed)'))
+                 f"{rep['check_dat_s0_max_abs_diff']:.3g} (mean {rep.get('check_dat_s0_mean_abs_diff', float('nan')):.3g}; "
+                 f"tolerance 1e-5; its test SRCC {rep.get('srcc_check')} against part 2's {rep.get('srcc_part2')}), so "
+                 + ("part 2's DAT and EAT could serve as the factorial's corner cells; part 3 still compares with its own "
+                    "reruns of them" if rep['passes'] else
+                    "the reuse rule failed: part 2's DAT and EAT are not reused, and every part-3 table compares with "
+                    "part 3's own reruns of them (`DAT (part-3 rerun)`, `EAT (part-3 rerun)`)"))
     reruns = rep.get('reruns', [])
     if reruns: check += f"; {len(reruns)} remade runs differ from their committed predictions by at most {max(r['max_abs_diff'] for r in reruns):.3g}"
     ph = s.get('verdicts_p_holm', {})

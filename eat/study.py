@@ -24,9 +24,9 @@ from .train import final_rule, run_model, train
 
 # %% auto #0
 __all__ = ['SCALES', 'HEAD', 'MODEL_LABELS', 'TUNED', 'DAT_TUNED', 'ZERO_SHOT', 'NO_RULE', 'ALWAYS', 'BATCH_MEAN', 'RULE_ONLY',
-           'CHECK', 'Scale', 'get_scale', 'with_files', 'long_label', 'init_label', 'damping_label', 'explore_label',
-           'tables', 'run_config', 'Run', 'plan', 'subset_metrics', 'evaluate_initial', 'run_and_record', 'data_root',
-           'shared_data_root', 'train_trial', 'load_results', 'background_share']
+           'CHECK', 'PART3', 'Scale', 'get_scale', 'with_files', 'long_label', 'init_label', 'damping_label',
+           'explore_label', 'tables', 'run_config', 'Run', 'plan', 'subset_metrics', 'evaluate_initial',
+           'run_and_record', 'data_root', 'shared_data_root', 'train_trial', 'load_results', 'background_share']
 
 # %% ../nbs/08_study.ipynb #15f4f7c1
 @dataclass
@@ -110,6 +110,7 @@ NO_RULE, ALWAYS = 'DAT + interest points', 'DAT + interest points + offset rule 
 BATCH_MEAN = 'EAT, batch-mean interest points (original)'
 RULE_ONLY = "DAT + offset rule (DAT's fixed grid, no interest points)"
 CHECK = 'DAT, seed-0 rerun (the reproduction check)'
+PART3 = {'DAT': 'DAT (part-3 rerun)', 'EAT': 'EAT (part-3 rerun)'}  # part 3's own DAT and EAT: the reuse rule failed
 
 def long_label(s: Scale, model: str) -> str:
     "The row of the exploitation arm of `model` ('dat' | 'eat'), trained for `s.long_epochs` epochs."
@@ -137,20 +138,21 @@ _TABLE_RUNS = {'table1b_baselines': 'baselines', 'table2_ablation': 'ablation', 
 
 def tables(s: Scale) -> list[tuple[str, str, list[str]]]:
     "The study's tables of configurations at scale `s`, without what it cuts: (file name, title, row labels)."
+    p3 = lambda rows: [PART3.get(r, r) for r in rows]  # part 3's tables compare with its own reruns of DAT and EAT
     t = [('table1_main', 'Table 1: main comparison (test split; every row starts from the same pretrained backbone)',
           [ZERO_SHOT, *([HEAD] if s.head_epochs else []), 'DAT', 'EAT', init_label(s, _other_init(s))]),
          ('table1b_baselines', 'Table 1b: timm baselines trained from scratch (no pretrained backbone: not comparable '
           'with Table 1)', [MODEL_LABELS.get(b, b) for b in s.baselines]),
          ('table2_ablation', 'Table 2: component factorial, interest points x offset rule (test split)',
-          ['DAT', RULE_ONLY, NO_RULE, 'EAT', *([BATCH_MEAN] if s.batch_mean else [])]),
+          p3(['DAT', RULE_ONLY, NO_RULE, 'EAT', *([BATCH_MEAN] if s.batch_mean else [])])),
          ('table3a_damping', 'Table 3: damping sweep (the paper\'s lambda; 1.0 = no rule)',
-          [damping_label(s, d) for d in s.dampings]),
+          p3([damping_label(s, d) for d in s.dampings])),
          ('table3b_explore', f'Table 3b: exploration length (epochs of {s.base.epochs} with the rule on)',
-          [explore_label(s, e) for e in s.explore_sweep]),
+          p3([explore_label(s, e) for e in s.explore_sweep])),
          ('table5b_long', f'Table 5b: exploitation, DAT and EAT trained for {s.long_epochs} epochs (the rule on for '
           f'the first {s.base.explore_epochs})', [long_label(s, 'dat'), long_label(s, 'eat')] if s.long_epochs else []),
          ('table6_tuned', 'Table 6: arms tuned by Optuna with the same budget, against the untuned recipe',
-          ['DAT', DAT_TUNED, 'EAT', TUNED])]
+          p3(['DAT', DAT_TUNED, 'EAT', TUNED]))]
     return [x for x in t if _TABLE_RUNS.get(x[0]) not in s.cut and x[2]]
 
 
@@ -238,7 +240,9 @@ def plan(scale: str, # smoke | cpu | paper
         runs.append(Run('attention', 'figures', 'attention_figures.ipynb', dict(SCALE=scale, EAT_RUN=ab[0], DAT_RUN=ab[1]),
                         ab, ab, 0.4))
     arm('check', 'dat', CHECK, s.seeds[0], MODEL='dat')  # part 3 starts by rerunning part 2's DAT seed 0
-    for seed in s.seeds:  # the factorial's two new cells (DAT and EAT are the main table's)
+    for seed in s.seeds:  # part 3's own DAT and EAT first (the reuse rule failed), then the factorial's two new cells
+        arm('ablation', 'dat', PART3['DAT'], seed, MODEL='dat'); arm('ablation', 'eat', PART3['EAT'], seed, MODEL='eat')
+    for seed in s.seeds:
         arm('ablation', 'rule', RULE_ONLY, seed, MODEL='eat', INTEREST_POINTS=False)
         arm('ablation', 'ip', NO_RULE, seed, MODEL='eat', DAMPING=1.0)
         if s.batch_mean: arm('ablation', 'batch', BATCH_MEAN, seed, MODEL='eat', REFERENCE_POOLING='batch')
