@@ -102,6 +102,7 @@ def reproduce(scale: str = 'cpu', # smoke | cpu | paper
               progress: bool = True, # progress bar
               report_only: bool = False, # no runs: rebuild the report from the committed result files (and the runs here)
               extended: bool = False, # also the scale's extended tables (`--tables all`: the cpu scale's part 3)
+              rerun: bool = False, # run committed runs again here too, and compare their predictions (reruns.csv)
              ) -> dict:
     "Run the study at `scale`, skipping runs finished here or committed; returns counts and the failures."
     get_scale(scale)
@@ -113,9 +114,10 @@ def reproduce(scale: str = 'cpu', # smoke | cpu | paper
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
     here = lambda k: is_complete(run_dir(root, scale, everything[k]))
     committed = committed_runs(results)
-    todo = {r.key: r for r in runs if not here(r.key) and r.key not in committed}
+    skip = set() if rerun else committed  # committed runs count as done, unless they are to be made again
+    todo = {r.key: r for r in runs if not here(r.key) and r.key not in skip}
     def missing(r: Run) -> set:  # what `r` reads that is neither here nor committed (weights are never committed)
-        return {a for a in r.after if not here(a) and (a in r.weights_from or a not in committed)}
+        return {a for a in r.after if not here(a) and (a in r.weights_from or a not in skip)}
     while need := {a for r in todo.values() for a in missing(r)} - set(todo):
         todo.update({a: everything[a] for a in need})
     todo = {k: r for k, r in everything.items() if k in todo}  # the plan's order: the order runs start in
@@ -124,7 +126,7 @@ def reproduce(scale: str = 'cpu', # smoke | cpu | paper
             if not here(a) and (results / 'runs' / a / 'results.json').is_file():
                 shutil.copytree(results / 'runs' / a, run_dir(root, scale, everything[a]), dirs_exist_ok=True)
     if todo: prepare_data(root, scale)
-    done = {k for k in everything if here(k) or k in committed} - set(todo)
+    done = {k for k in everything if here(k) or k in skip} - set(todo)
     failed: dict[str, str] = {}
     t0 = time.time()
     bar = tqdm(total=round(sum(r.cost for r in todo.values()), 2), desc=f'eat-reproduce {scale}: {len(todo)} runs',
@@ -182,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--ava-images', default='', help='paper scale: the AVA image folder')
     ap.add_argument('--ava-test-list', default='', help='paper scale: AVA\'s generic_test.jpgl for the official protocol '
                     '(default: the paper\'s random 90/5/5 split)')
+    ap.add_argument('--rerun', action='store_true', help='run the committed runs again here as well (the store keeps '
+                    'the committed ones; each remade run is compared with its committed predictions in reruns.csv)')
     ap.add_argument('--no-report', action='store_true', help='do not build the report')
     ap.add_argument('--report-only', action='store_true', help='run nothing: rebuild summary.json, the tables and figures '
                     'from the committed files in experiments/results/<scale>/ (gathering the run folders first if present)')
@@ -195,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         print('eat-reproduce: the paper scale needs your AVA files: --ava-txt AVA.txt --ava-images DIR.', file=sys.stderr)
         return 2
     s = reproduce(a.scale, a.out, a.workers, a.only, extra, report=not a.no_report, report_only=a.report_only,
-                  extended=a.tables == 'all')
+                  extended=a.tables == 'all', rerun=a.rerun)
     print(f"eat-reproduce: {s['complete']} of {s['runs']} runs complete, {len(s['failed'])} failed, "
           f"{s['minutes']} min." + (f" Report: {s['report']}" if s['report'] else ''))
     for k, v in s['failed'].items(): print(f'  {v}')

@@ -127,6 +127,12 @@ def test_a_new_machine_continues_from_the_committed_files(smoke, tmp_path):
     rerun = pd.read_csv(res / 'reruns.csv')
     assert rerun.run.tolist() == ['starts/head_s0'] and rerun.max_abs_diff.max() <= 1e-5
     assert (res / 'runs/tuned/eat_s0/predictions.csv.gz').is_file()  # the new runs landed in the store
+    store = sorted(p.relative_to(res) for p in (res / 'runs').rglob('*'))
+    s = R.reproduce('smoke', root=tmp_path, workers=1, progress=False, report=False, rerun=True, only=['main'])
+    assert s['failed'] == {}  # --rerun: the committed main runs made again and compared, the store untouched
+    assert set(pd.read_csv(res / 'reruns.csv').run) >= {'main/dat_s0', 'main/eat_s0'}
+    assert pd.read_csv(res / 'reruns.csv').max_abs_diff.max() <= 1e-5  # the same machine gives the same numbers
+    assert sorted(p.relative_to(res) for p in (res / 'runs').rglob('*')) == store
 
 
 def test_cli_refuses_bad_arguments(capsys):
