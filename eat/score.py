@@ -117,11 +117,11 @@ class Scorer:
         self.tta, self.batch_size, self.num_workers = tta, batch_size, num_workers
 
     @classmethod
-    def from_weights(cls, weights: str | Path, # own `.safetensors` weights, or an original checkpoint
+    def from_weights(cls, weights: str | Path, # a model folder, a Hub id, own `.safetensors`, or an original checkpoint
                      config: str | Path | None = None, # the original YAML config (original checkpoints only)
                      **kwargs, # `Scorer` options
                     ) -> Scorer:
-        "Load weights (see `eat.weights.load_model`) and wrap them; the onnxruntime backend caches its export beside them."
+        "Load weights in any form (see `eat.weights.load_model`) and wrap them; the onnxruntime backend caches its export."
         if kwargs.get('backend') == 'onnxruntime': require_onnxruntime("backend='onnxruntime'")  # before the export
         model = load_model(weights, config)
         if kwargs.get('backend') == 'onnxruntime' and kwargs.get('onnx_path') is None:
@@ -205,7 +205,8 @@ class Scorer:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='eat-score', description='Score photos with a trained EAT model.')
     p.add_argument('paths', nargs='+', help='image files and/or folders')
-    p.add_argument('--weights', help="trained weights: the project's .safetensors, or an original checkpoint")
+    p.add_argument('--weights', help="trained weights: a model folder (RUN/model), a Hub id (hf-hub:ORG/NAME), the "
+                   "project's .safetensors, or an original checkpoint with --config")
     p.add_argument('--config', help='original YAML config (needed with an original checkpoint)')
     p.add_argument('--out', help='output file, .csv or .json (default: CSV on standard output)')
     p.add_argument('--batch-size', type=int, default=32)
@@ -255,7 +256,7 @@ def main(argv: list[str] | None = None, # arguments (default: sys.argv[1:])
         onnx = cached_onnx(model, args.weights) if args.backend == 'onnxruntime' and args.weights else None
         scorer = Scorer(model, args.device, preset, args.tta, args.batch_size, args.workers,
                         backend=args.backend, compile=args.compile, onnx_path=onnx)
-    except (FileNotFoundError, ValueError, ImportError, PermissionError) as e:
+    except (OSError, ValueError, ImportError) as e:  # OSError: a missing file, a Hub id without network, no cache
         print(f"eat-score: {e}", file=sys.stderr)
         return 2
     if args.random_weights:
