@@ -459,7 +459,7 @@ def _read_part(path: Path, part: str, image_dir) -> pd.DataFrame:
                         "score": score, "n_votes": n})
     out[DIST_COLS] = p
     for c in ("tag1", "tag2", "tag3"):
-        if c in df: out[c] = to_numbers(df, [c], path, 0, np.inf, True, "AVA tags are integers >= 0")[:, 0].astype(np.int64)
+        if c in df: out[c] = to_numbers(df, [c], path, 0, np.inf, True, "AVA tags are integers >= 0")[:, 0].astype(int)
     return out.assign(split=part, _file=str(path))
 
 def read_ava_parts(labels: str | Path | Sequence,  # the three part files (see `part_files`)
@@ -477,7 +477,8 @@ def read_ava_parts(labels: str | Path | Sequence,  # the three part files (see `
     out = _finish(rows.drop(columns="_file"), "ava_parts", files["train"])
     out.attrs.pop("source_sha256")
     out.attrs.update(source=",".join(map(str, files.values())), val_is_test=val_is_test,
-                     parts={s: {"path": str(f), "sha256": file_sha256(f), "rows": len(parts[s])} for s, f in files.items()})
+                     parts={s: {"path": str(f), "sha256": file_sha256(f), "rows": len(parts[s])}
+                            for s, f in files.items()})
     return out
 
 READERS["ava_parts"] = read_ava_parts
@@ -487,11 +488,12 @@ def parts_split(table: pd.DataFrame,  # a table with its own `split` column (e.g
                 exclude=None,  # as in `make_split`
                ) -> pd.DataFrame:
     "The table's own split (the original code's part files), leak-checked, without the excluded images."
-    if "split" not in table: raise ValueError("the table has no `split` column; read the part files with read_ava_parts")
+    if "split" not in table: raise ValueError("the table has no `split` column: read part files with read_ava_parts")
     ids = _excluded_ids(exclude)
     t = table[~table["image_id"].isin(ids)] if ids else table
     out = t.sort_values("image_id", kind="stable").reset_index(drop=True)
-    out.attrs = {**table.attrs, "protocol": "parts", "n_excluded": int(len(table) - len(t)), "counts": check_leakage(out)}
+    out.attrs = {**table.attrs, "protocol": "parts", "n_excluded": int(len(table) - len(t)),
+                 "counts": check_leakage(out)}
     return out
 
 # %% ../nbs/04_data.ipynb #23e3a825

@@ -89,7 +89,7 @@ EXPORT_FORMAT = 2  # version of the exported graph: bump it to invalidate every 
 
 def model_sha256(model: nn.Module, # a loaded model
                 ) -> str:
-    "Hex sha256 of a model's weights as loaded: every tensor's name, dtype, shape and bytes, and its offset-rule switches."
+    "Hex sha256 of a model's weights as loaded: each tensor's name, dtype, shape, bytes, and its offset rule's state."
     h = hashlib.sha256()
     for name, t in sorted(model.state_dict().items()):
         t = t.detach().cpu().contiguous()
@@ -126,7 +126,7 @@ def _home(weights: str | Path | None) -> tuple[Path | None, str]:
     return None, re.sub(r'[^\w.-]+', '_', s.removeprefix('hf-hub:'))  # a Hub id: its snapshot is huggingface_hub's
 
 def cached_onnx(model: EAT, # the model loaded from `weights`
-                weights: str | Path | None = None, # what it was loaded from: a file, a model folder, a Hub id (None: unknown)
+                weights: str | Path | None = None, # what it was loaded from: a file, a model folder, a Hub id or None
                 opset: int = ONNX_OPSET, # ONNX opset
                 cache_dir: str | Path | None = None, # where the export goes (default: beside the weights, see above)
                 verbose: bool = True, # say on stderr when exporting

@@ -79,8 +79,8 @@ def decoding(path: str | Path,  # the file being decoded, for the error
         try: yield
         except (BadImageError, MemoryError): raise
         except Exception as e:
-            detail = "Pillow cannot identify it" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
-            raise BadImageError(path, _reason(e), detail) from e
+            what = "Pillow cannot identify it" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
+            raise BadImageError(path, _reason(e), what) from e
         finally:
             if notes is not None:  # a bomb warning is our own size check's business
                 notes.extend(f"{w.category.__name__}: {w.message}" for w in caught

@@ -126,7 +126,8 @@ def _serve(conn, parent_end, check, kw: dict):
         except Exception: msg = ("bug", f"{path}: {traceback.format_exc()}")
         sys.stderr.flush()
         if (n := os.lseek(2, 0, os.SEEK_END)) and msg[0] == "row":
-            msg[1]["warnings"] = _one_line([msg[1].get("warnings", ""), os.pread(2, min(n, 1 << 16), 0).decode(errors="replace")])
+            printed = os.pread(2, min(n, 1 << 16), 0).decode(errors="replace")
+            msg[1]["warnings"] = _one_line([msg[1].get("warnings", ""), printed])
         os.ftruncate(2, 0); os.lseek(2, 0, os.SEEK_SET)
         conn.send(msg)
 
@@ -168,7 +169,7 @@ def _judge(paths: list[str], check, kw: dict, workers: int, timeout: float):
                     w.stop(); pool[k] = _Worker(ctx, check, kw); continue
                 if kind == "ready": w.ready = True; continue
                 if kind == "memory": raise MemoryError(value)
-                if kind == "bug": raise RuntimeError(f"eat-inventory failed on a file (a bug, please report it): {value}")
+                if kind == "bug": raise RuntimeError(f"eat-inventory failed on a file (a bug, please report): {value}")
                 (i, _), w.job = w.job, None
                 yield i, value
             for k, w in enumerate(pool):
@@ -226,7 +227,9 @@ def scan_images(source: pd.DataFrame | str | Path,  # a table with `image_id` an
                                  workers, timeout):
                 k = todo[j]
                 rows[k] = row = {"image_id": keys[k][0], **row}
-                if out: out.writerow(["" if isinstance(v, float) and np.isnan(v) else v for v in map(row.get, REPORT_COLS)]); f.flush()
+                if out:
+                    out.writerow(["" if isinstance(v, float) and np.isnan(v) else v for v in map(row.get, REPORT_COLS)])
+                    f.flush()
                 if verbose and row["warnings"]: tqdm.write(f"{row['path']}: {row['warnings']}", file=sys.stderr)
                 bar.update()
     finally:

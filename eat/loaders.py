@@ -85,7 +85,7 @@ def read_table(dc: DataConfig,  # the data section of a run's config
 def make_run_split(cfg: TrainConfig,  # the run's config (data section)
                    out_dir: str | Path | None = None,  # run folder: reuse `split.csv` there, or save the new split
                   ) -> pd.DataFrame:
-    "The run's split: the run folder's saved one, the part files', a split file, the official test list, or a random one."
+    "The run's split: the run folder's saved one, the part files', a split file, the official list, or a random one."
     dc = cfg.data
     saved = Path(out_dir) / "split.csv" if out_dir is not None else None
     if saved is not None and saved.is_file(): return load_split(saved)
@@ -141,7 +141,7 @@ def build_data(cfg: TrainConfig,  # the run's config
 def audit_parts(dc: DataConfig,  # a data section of kind ava_parts
                 out_dir: str | Path | None = None,  # the run folder: `split_audit.json` goes there
                ) -> dict:
-    "The split audit of the part files in `dc.labels` (`eat.splits.audit_splits`), saved, with warnings for what matters."
+    "The split audit (`eat.splits.audit_splits`) of the part files in `dc.labels`, saved, warning about what matters."
     files = part_files(dc.labels)
     official = read_id_list(dc.test_list, "official test list") if dc.test_list else None
     rep = audit_splits([read_split_file(f, s) for s, f in files.items()], official, dc.root or None, progress=False)
@@ -151,12 +151,13 @@ def audit_parts(dc: DataConfig,  # a data section of kind ava_parts
         warnings.warn(f"cannot tell whether the test part {files['test']} is AVA's official test list: pass "
                       "data.test_list=generic_test.jpgl to check (the audit is in split_audit.json)")
     elif not (test["n_images"] == test["official_test"]["count"] == len(set(official))):
-        warnings.warn(f"the test part {files['test']} is not AVA's official test list: {test['official_test']['count']:,} "
-                      f"of its {test['n_images']:,} images are among the {len(set(official)):,} of {dc.test_list}; its "
+        n = test["official_test"]["count"]
+        warnings.warn(f"the test part {files['test']} is not AVA's official test list: {n:,} of its "
+                      f"{test['n_images']:,} images are among the {len(set(official)):,} of {dc.test_list}; its "
                       "numbers do not compare with results on the official test set")
     if rep["val_equals_test"]:
-        warnings.warn(f"the val part {files['val']} holds the test images: the best epoch is picked on the test set, so "
-                      "the test numbers are optimistic (as in the original code's release)")
+        warnings.warn(f"the val part {files['val']} holds the test images: the best epoch is picked on the test set, "
+                      "so the test numbers are optimistic (as in the original code's release)")
     return rep
 
 # %% ../nbs/06b_loaders.ipynb #3bf0dbc4

@@ -121,7 +121,7 @@ class Scorer:
                      config: str | Path | None = None, # the original YAML config (original checkpoints only)
                      **kwargs, # `Scorer` options
                     ) -> Scorer:
-        "Load weights in any form (see `eat.weights.load_model`) and wrap them; the onnxruntime backend caches its export."
+        "Load weights in any form (`eat.weights.load_model`) and wrap them; the onnxruntime backend caches its export."
         if kwargs.get('backend') == 'onnxruntime': require_onnxruntime("backend='onnxruntime'")  # before the export
         model = load_model(weights, config)
         if kwargs.get('backend') == 'onnxruntime' and kwargs.get('onnx_path') is None:

@@ -29,7 +29,8 @@ def icns_bomb() -> bytes:
 def dds_unimplemented() -> bytes:
     "A 16 x 16 DDS file in a FourCC pixel format Pillow does not implement (`NotImplementedError` at open)."
     head = struct.pack("<4sIIIIIII", b"DDS ", 124, 0x81007, 16, 16, 0, 0, 0) + bytes(44)
-    return head + struct.pack("<II4s5I", 32, 4, b"XYZW", 0, 0, 0, 0, 0) + struct.pack("<5I", 0x1000, 0, 0, 0, 0) + bytes(256)
+    pixel_format = struct.pack("<II4s5I", 32, 4, b"XYZW", 0, 0, 0, 0, 0)
+    return head + pixel_format + struct.pack("<5I", 0x1000, 0, 0, 0, 0) + bytes(256)
 
 
 def _photo(w: int = 50, h: int = 40, seed: int = 0) -> Image.Image:

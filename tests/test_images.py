@@ -34,7 +34,7 @@ def test_open_image_turns_every_decoder_error_into_a_reason(odd):
             continue
         with pytest.raises(BadImageError) as e: open_image(odd / name, notes=notes)
         assert e.value.reason == reason, (name, e.value)
-        if reason != "unreadable": assert text in e.value.detail, (name, e.value.detail)  # libtiff's text goes to C stderr
+        if reason != "unreadable": assert text in e.value.detail, (name, e.value.detail)  # libtiff's goes to stderr
         assert str(odd / name) in str(e.value)
 
 

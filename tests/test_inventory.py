@@ -139,8 +139,8 @@ def test_cli_usage_error(tmp_path, capsys):
 
 def _cli(*args, timeout=300):
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "eat.inventory", *map(str, args), "--no-progress"], capture_output=True,
-                          text=True, env=env, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "eat.inventory", *map(str, args), "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def test_files_nobody_made_get_a_row_each_and_the_terminal_stays_quiet(folder, tmp_path):
@@ -175,7 +175,7 @@ def test_a_file_that_decodes_forever_or_crashes_is_reported(folder):
     rep = scan_images(folder, workers=2, timeout=3, progress=False, check=_stubborn)
     assert time.monotonic() - t0 < 60
     why = dict(zip(rep.image_id, rep.reason))
-    assert why["slow"] == "timeout" and why["crash"] == "crashed" and why["good"] == "" and len(rep) == len(EXPECTED) + 2
+    assert (why["slow"], why["crash"], why["good"]) == ("timeout", "crashed", "") and len(rep) == len(EXPECTED) + 2
     assert rep.detail[rep.image_id == "crash"].iloc[0] == "the decoder ended its process (signal 11)"
 
 
@@ -193,7 +193,8 @@ def test_killed_midway_then_resumed_ends_with_the_same_report(folder, tmp_path):
                                            kwargs=dict(workers=1, report=report, progress=False, check=_slowly))
     scan.start()
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (report.is_file() and report.read_text().count("\n") > 4): time.sleep(0.05)
+    while time.monotonic() < deadline and not (report.is_file() and report.read_text().count("\n") > 4):
+        time.sleep(0.05)
     os.kill(scan.pid, signal.SIGKILL)  # no chance to clean up: what it wrote is all there is
     scan.join()
     kept = read_report(report)

@@ -75,7 +75,7 @@ def compiled(monkeypatch):
 def _score(run, form, backend, consumer, tmp_path, capsys) -> np.ndarray | str:
     "Scores of the photos (eat-score, Scorer) or predictions on the test split (eat-evaluate), or the error text."
     w, yaml_path = _weights(run, form)
-    flags = (["--backend", "onnxruntime"] if backend == "onnxruntime" else []) + (["--compile"] if backend == "compile" else [])
+    flags = {"eager": [], "onnxruntime": ["--backend", "onnxruntime"], "compile": ["--compile"]}[backend]
     if consumer == "Scorer":
         try: sc = S.Scorer.from_weights(w, yaml_path, device="cpu", batch_size=4, backend="onnxruntime" if
                                         backend == "onnxruntime" else "eager", compile=backend == "compile")
@@ -103,7 +103,8 @@ _EAGER: dict = {}
 
 
 @pytest.mark.parametrize("consumer", CONSUMERS)
-@pytest.mark.parametrize("backend", [b if b != "compile" else pytest.param(b, marks=pytest.mark.slow) for b in BACKENDS])
+@pytest.mark.parametrize("backend", [pytest.param(b, marks=pytest.mark.slow) if b == "compile" else b
+                                     for b in BACKENDS])
 @pytest.mark.parametrize("form", FORMS)
 def test_every_form_with_every_backend(run, form, backend, consumer, tmp_path, capsys, compiled):
     got = _score(run, form, backend, consumer, tmp_path, capsys)
