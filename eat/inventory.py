@@ -126,7 +126,8 @@ def _serve(conn, parent_end, check, kw: dict):
         except Exception: msg = ("bug", f"{path}: {traceback.format_exc()}")
         sys.stderr.flush()
         if (n := os.lseek(2, 0, os.SEEK_END)) and msg[0] == "row":
-            printed = os.pread(2, min(n, 1 << 16), 0).decode(errors="replace")
+            os.lseek(2, 0, os.SEEK_SET)
+            printed = os.read(2, min(n, 1 << 16)).decode(errors="replace")
             msg[1]["warnings"] = _one_line([msg[1].get("warnings", ""), printed])
         os.ftruncate(2, 0); os.lseek(2, 0, os.SEEK_SET)
         conn.send(msg)
