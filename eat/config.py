@@ -28,12 +28,14 @@ class DataConfig:
     "Where the images and labels come from, how they are split, transformed and read."
     kind: str = "synthetic"  # synthetic (eat-synth folder) | a key of eat.data.READERS (ava, tad66k, ...) | scenes
     root: str = ""  # synthetic: the eat-synth folder (made if missing); others: the image folder
-    labels: str = ""  # ava: AVA.txt; pyiqa_ava: pyiqa's meta_info_AVADataset.csv; tad66k / csv: the label CSV
+    labels: str = ""  # ava: AVA.txt; pyiqa_ava: pyiqa's meta_info_AVADataset.csv; tad66k / csv: the label CSV;
+                     # ava_parts: the original code's part CSVs "train.csv,val.csv,test.csv" (or their folder)
     synth_n: int = 600  # synthetic: number of images when the folder has to be generated
     synth_size: int = 128  # synthetic: image side in pixels when generating
     synth_seed: int = 0  # synthetic: seed of the generator
     split_file: str = ""  # a split saved by `save_split` (CSV + JSON), or a list of test ids; empty: random split
-    test_list: str = ""  # official protocol (`official_split`): AVA's generic_test.jpgl, or "pyiqa" (the file's codes)
+    test_list: str = ""  # official protocol (`official_split`): AVA's generic_test.jpgl, or "pyiqa" (the file's codes);
+                        # with ava_parts only the split audit reads it (is the test part the official one?)
     split_seed: int = 0  # seed of the random split (and of the validation carve-out of a test list)
     fractions: list = field(default_factory=lambda: [0.9, 0.05, 0.05])  # train/val/test of a random split
     val_fraction: float = 0.05  # validation carve-out of the non-test images when `split_file`/`test_list` give test
@@ -159,6 +161,8 @@ def check_config(cfg: TrainConfig):
     if d.split_file and d.test_list:
         errs.append(f"data.split_file={d.split_file!r} and data.test_list={d.test_list!r} (give one of the two)")
     if d.test_list == "pyiqa" and d.kind != "pyiqa_ava": errs.append("data.test_list='pyiqa' needs data.kind=pyiqa_ava")
+    if d.kind == "ava_parts" and d.split_file:
+        errs.append(f"data.split_file={d.split_file!r} with data.kind='ava_parts' (the part files are the split)")
     if not 0 <= d.val_fraction < 1: errs.append(f"data.val_fraction={d.val_fraction} (a fraction: 0 <= f < 1)")
     if (cfg.task == "classify") != (cfg.data.kind == "scenes"):
         errs.append(f"task={cfg.task!r} with data.kind={cfg.data.kind!r} (classify goes with the scenes stream)")

@@ -23,9 +23,10 @@ from .labelfiles import read_label_text, read_rows, to_numbers
 
 # %% auto #0
 __all__ = ['SCORE_BINS', 'DIST_COLS', 'BASE_COLS', 'AVA_COLS', 'SYNTH_FACTORS', 'MAX_VOTES', 'IMAGE_EXTS', 'PYIQA_SPLITS',
-           'READERS', 'SPLITS', 'file_sha256', 'read_ava', 'read_synthetic', 'read_tad66k', 'read_aadb',
-           'read_csv_labels', 'read_flickr_aes', 'normalise_id', 'read_id_list', 'read_pyiqa_ava', 'make_split',
-           'split_from_file', 'check_leakage', 'save_split', 'load_split', 'official_split']
+           'READERS', 'SPLITS', 'AVA_PART_VOTES', 'file_sha256', 'read_ava', 'read_synthetic', 'read_tad66k',
+           'read_aadb', 'read_csv_labels', 'read_flickr_aes', 'normalise_id', 'read_id_list', 'read_pyiqa_ava',
+           'make_split', 'split_from_file', 'check_leakage', 'save_split', 'load_split', 'official_split', 'part_files',
+           'read_ava_parts', 'parts_split', 'write_ava_parts']
 
 # %% ../nbs/04_data.ipynb #12783270
 SCORE_BINS = np.arange(1, 11)  # the 10 score values AVA voters choose from; a distribution's mean score is p @ SCORE_BINS
@@ -419,3 +420,96 @@ def official_split(table: pd.DataFrame,  # the common table (a pyiqa table bring
                  "n_excluded": int(len(table) - len(t)), "counts": check_leakage(out)}
     if isinstance(test_list, (str, Path)): out.attrs["test_list_sha256"] = file_sha256(test_list)
     return out
+
+# %% ../nbs/04_data.ipynb #d4077574
+AVA_PART_VOTES = [f"score{k}" for k in range(2, 12)]  # the part files' vote counts: score{k + 1} counts the votes for k
+_PART_HEAD = "image_id,score2,...,score11[,tag1,tag2,tag3]"
+
+def part_files(labels: str | Path | Sequence,  # "train.csv,val.csv,test.csv", a list of the three, or their folder
+              ) -> dict[str, Path]:
+    "The train, val and test files of the original code's part CSVs, checked to exist."
+    if isinstance(labels, (str, Path)) and Path(labels).is_dir():
+        from eat.splits import split_from_name
+        found = {}
+        for f in sorted(Path(labels).glob("*.csv")): found.setdefault(split_from_name(f), []).append(f)
+        if any(len(found.get(s, [])) != 1 for s in SPLITS):
+            raise ValueError(f"{labels}: expected one CSV per part, named for it (train.csv, val.csv, test.csv); found "
+                             f"{ {s: [f.name for f in v] for s, v in found.items()} }: give the three files instead")
+        return {s: found[s][0] for s in SPLITS}
+    files = [f.strip() for f in str(labels).split(",")] if isinstance(labels, (str, Path)) else [str(f) for f in labels]
+    if len(files) != 3 or not all(files):
+        raise ValueError(f"data.labels={str(labels)!r}: give the original code's three part files, train, val and test "
+                         "in that order, separated by commas (train.csv,val.csv,test.csv), or the folder holding them")
+    for s, f in zip(SPLITS, files):
+        if not Path(f).is_file(): raise FileNotFoundError(f"the {s} part file {f} not found; check data.labels")
+    return {s: Path(f) for s, f in zip(SPLITS, files)}
+
+def _read_part(path: Path, part: str, image_dir) -> pd.DataFrame:
+    "One part file as rows of the common table (with `_line`, `split`)."
+    df = read_rows(path, what=f"{part} part file")
+    if missing := [c for c in ["image_id", *AVA_PART_VOTES] if c not in df.columns]:
+        raise ValueError(f"{path}: no column {', '.join(missing)}; the original code's part files have the header "
+                         f"{_PART_HEAD}, found {[c for c in df.columns if c != '_line']}")
+    _pick(df, ["image_id"], path, "image id")
+    counts = to_numbers(df, AVA_PART_VOTES, path, 0, MAX_VOTES, True, "score2..score11 count the votes for 1..10")
+    p, score, n = _dist_from_counts(counts)
+    if (n == 0).any(): raise ValueError(f"{path}, line {df['_line'][n == 0].iloc[0]}: no votes, so no score")
+    ids = [normalise_id(x) for x in df["image_id"]]
+    out = pd.DataFrame({"_line": df["_line"], "image_id": ids, "path": [_join(image_dir, f"{i}.jpg") for i in ids],
+                        "score": score, "n_votes": n})
+    out[DIST_COLS] = p
+    for c in ("tag1", "tag2", "tag3"):
+        if c in df: out[c] = to_numbers(df, [c], path, 0, np.inf, True, "AVA tags are integers >= 0")[:, 0].astype(int)
+    return out.assign(split=part, _file=str(path))
+
+def read_ava_parts(labels: str | Path | Sequence,  # the three part files (see `part_files`)
+                   image_dir: str | Path | None = None,  # folder holding `<image_id>.jpg`
+                  ) -> pd.DataFrame:
+    "Read the original EAT / TANet part CSVs into the common table; `split` is each row's part."
+    files = part_files(labels)
+    parts = {s: _read_part(f, s, image_dir) for s, f in files.items()}
+    val_is_test = set(parts["val"].image_id) == set(parts["test"].image_id)
+    rows = pd.concat([t for s, t in parts.items() if not (val_is_test and s == "val")], ignore_index=True)
+    if (dup := rows["image_id"].duplicated(keep=False)).any():
+        a, b = rows[dup & (rows["image_id"] == rows["image_id"][dup].iloc[0])].iloc[:2].to_dict("records")
+        raise ValueError(f"{b['_file']}, line {b['_line']}: image {b['image_id']} is already in {a['_file']} (line "
+                         f"{a['_line']}); each image belongs to one part: remove one of the two rows")
+    out = _finish(rows.drop(columns="_file"), "ava_parts", files["train"])
+    out.attrs.pop("source_sha256")
+    out.attrs.update(source=",".join(map(str, files.values())), val_is_test=val_is_test,
+                     parts={s: {"path": str(f), "sha256": file_sha256(f), "rows": len(parts[s])}
+                            for s, f in files.items()})
+    return out
+
+READERS["ava_parts"] = read_ava_parts
+
+# %% ../nbs/04_data.ipynb #8fd6ef1c
+def parts_split(table: pd.DataFrame,  # a table with its own `split` column (e.g. `read_ava_parts`)
+                exclude=None,  # as in `make_split`
+               ) -> pd.DataFrame:
+    "The table's own split (the original code's part files), leak-checked, without the excluded images."
+    if "split" not in table: raise ValueError("the table has no `split` column: read part files with read_ava_parts")
+    ids = _excluded_ids(exclude)
+    t = table[~table["image_id"].isin(ids)] if ids else table
+    out = t.sort_values("image_id", kind="stable").reset_index(drop=True)
+    out.attrs = {**table.attrs, "protocol": "parts", "n_excluded": int(len(table) - len(t)),
+                 "counts": check_leakage(out)}
+    return out
+
+# %% ../nbs/04_data.ipynb #23e3a825
+def write_ava_parts(split: pd.DataFrame,  # a split with `n_votes` and p1..p10 (AVA-format data)
+                    folder: str | Path,  # where train.csv, val.csv and test.csv go
+                   ) -> dict[str, Path]:
+    "Write a split as the original code's part CSVs (`image_id,score2..score11,tag1,tag2,tag3`); returns the files."
+    check_leakage(split)
+    if "n_votes" not in split or split[["n_votes", *DIST_COLS]].isna().any().any():
+        raise ValueError("write_ava_parts needs vote counts (n_votes and p1..p10): this split has single scores only")
+    folder = Path(folder); folder.mkdir(parents=True, exist_ok=True)
+    counts = np.rint(split[DIST_COLS].to_numpy() * split["n_votes"].to_numpy()[:, None]).astype(np.int64)
+    t = pd.DataFrame(counts, columns=AVA_PART_VOTES).assign(split=split["split"].to_numpy())
+    t.insert(0, "image_id", split["image_id"].to_numpy())
+    for c, names in (("tag1", ["tag1"]), ("tag2", ["tag2"]), ("tag3", ["tag3", "challenge_id"])):  # AVA.txt's names
+        t[c] = next((split[n].to_numpy() for n in names if n in split), 0)
+    files = {s: folder / f"{s}.csv" for s in SPLITS}
+    for s, f in files.items(): t[t["split"] == s].drop(columns="split").to_csv(f, index=False, lineterminator="\n")
+    return files

@@ -54,9 +54,7 @@ class IAADataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         try: x = self.transform(self.load(i))
-        except BadImageError as e: return {"index": int(i), "error": f"{e.reason}: {self.paths[i]}"}
-        except (OSError, ValueError, SyntaxError) as e:
-            return {"index": int(i), "error": f"unreadable: {self.paths[i]} ({type(e).__name__}: {e})"}
+        except BadImageError as e: return {"index": int(i), "error": f"{e.reason}: {self.paths[i]} ({e.detail})"}
         return {"image": x, "dist": torch.from_numpy(self.dists[i]), "has_dist": torch.tensor(bool(self.has_dist[i])),
                 "score": torch.tensor(float(self.scores[i])), "index": int(i)}
 

@@ -9,6 +9,7 @@ import argparse
 import json
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -26,6 +27,8 @@ from .images import build_transform
 from .loaders import build_data, make_run_loader, make_run_split
 from .metrics import MetricAccumulator
 from .runtime import Runtime, setup_runtime, to_device
+from .score import BACKENDS, Scorer
+from .export import cached_onnx
 from .weights import load_model
 
 # %% auto #0
@@ -73,23 +76,37 @@ def evaluate(model: nn.Module,  # EAT (or its DDP / compiled wrapper)
     if ids is not None: pred.insert(1, "image_id", [ids[i] for i in pred["index"]])
     return acc.compute(), pred
 
+# %% ../nbs/06c_evaluate.ipynb #b06e8f55
+class _Backend(nn.Module):
+    "A `Scorer`'s forward (ONNX Runtime, or the compiled model) behind the interface `evaluate` calls."
+    def __init__(self, scorer: Scorer):
+        super().__init__()
+        self.scorer = scorer
+
+    def forward(self, x: torch.Tensor) -> SimpleNamespace:
+        score, dist = self.scorer._forward(x)
+        return SimpleNamespace(score=score, dist=dist, logits=None)
+
 # %% ../nbs/06c_evaluate.ipynb #5ec9d1a9
-def evaluate_weights(weights: str | Path,  # `.safetensors` (own) or an original `.pth`
+def evaluate_weights(weights: str | Path,  # a model folder, a Hub id, own `.safetensors` or an original `.pth`
                      cfg: TrainConfig | str | None = None,  # config or name / YAML (default: the run's config.yaml)
                      split: str = "test",  # train | val | test | all
                      out_dir: str | Path | None = None,  # write `metrics_<split>.json` and `predictions_<split>.csv`
                      model_config: str | Path | None = None,  # the original YAML config, for an original `.pth`
                      batch_size: int | None = None,  # evaluation batch (default: the config's)
+                     backend: str = "eager",  # eager (PyTorch) | onnxruntime (a cached ONNX export, on the CPU)
+                     compile: bool | str = False,  # torch.compile the PyTorch model (a string names its backend)
                     ) -> tuple[dict, pd.DataFrame]:
     "Metrics and per-image predictions of saved weights on one split."
-    weights = Path(weights)
-    run = weights.parent
+    if backend not in BACKENDS: raise ValueError(f"backend={backend!r}: choose one of {BACKENDS}")
+    run = Path(str(weights).removeprefix("local-dir:")).parent  # a run folder holds best.safetensors and model/
     if cfg is None:
         if not (run / "config.yaml").is_file():
             raise ValueError(f"No config given and no config.yaml beside {weights}: pass --config NAME_OR_YAML")
         cfg = load_config(run / "config.yaml")
     elif not isinstance(cfg, TrainConfig): cfg = load_config(cfg)
     if batch_size: cfg = replace(cfg, batch_size=batch_size)
+    if backend == "onnxruntime": cfg = replace(cfg, device="cpu")
     if split not in ("train", "val", "test", "all"): raise ValueError(f"split={split!r}: use train, val, test or all")
     rt = setup_runtime(cfg)
     model = load_model(weights, model_config, img_size=cfg.data.img_size)  # tables resized if trained at another size
@@ -103,8 +120,13 @@ def evaluate_weights(weights: str | Path,  # `.safetensors` (own) or an original
         if len(table) == 0: raise ValueError(f"The {split} split is empty")
         ds = IAADataset(table, transform=build_transform(cfg.data.preset, False, cfg.data.img_size))
         target = "dist" if model.cfg.head_kind in ("dist", "raw_dist") else "score"
-    metrics, pred = evaluate(model, make_run_loader(ds, cfg, rt, False), target, rt)
-    metrics = {"weights": str(weights), "split": split, **metrics}
+    net = model
+    if backend != "eager" or compile:
+        onnx = cached_onnx(model, weights) if backend == "onnxruntime" else None
+        net = _Backend(Scorer(model, rt.device, batch_size=cfg.batch_size // rt.world, allow_batch_pooling=True,
+                              backend=backend, compile=compile, onnx_path=onnx))
+    metrics, pred = evaluate(net, make_run_loader(ds, cfg, rt, False), target, rt)
+    metrics = {"weights": str(weights), "split": split, "backend": backend, "compile": bool(compile), **metrics}
     if out_dir is not None and rt.main:
         write_json(Path(out_dir) / f"metrics_{split}.json", metrics)
         pred.to_csv(Path(out_dir) / f"predictions_{split}.csv", index=False)
@@ -115,18 +137,24 @@ def main(argv: list[str] | None = None,  # arguments (default: sys.argv[1:])
                  ) -> int:
     "Entry point of `eat-evaluate`."
     ap = argparse.ArgumentParser(prog="eat-evaluate", description="Score saved weights on a data split.")
-    ap.add_argument("--weights", required=True, help="own .safetensors, or an original .pth with --model-config")
+    ap.add_argument("--weights", required=True, help="a model folder (RUN/model), a Hub id (hf-hub:ORG/NAME), own "
+                    ".safetensors, or an original .pth with --model-config")
     ap.add_argument("--config", help="config name or YAML for the data (default: config.yaml beside the weights)")
     ap.add_argument("--model-config", help="the original YAML config of a .pth checkpoint")
     ap.add_argument("--split", default="test", choices=["train", "val", "test", "all"])
     ap.add_argument("--out", help="folder for metrics_<split>.json and predictions_<split>.csv (default: beside W)")
     ap.add_argument("--batch-size", type=int, help="evaluation batch size")
+    ap.add_argument("--backend", choices=BACKENDS, default="eager",
+                    help="eager: PyTorch; onnxruntime: an ONNX export (made once, cached) on the CPU")
+    ap.add_argument("--compile", action="store_true", help="run the PyTorch model through torch.compile")
     ap.add_argument("overrides", nargs="*", help="key=value overrides of the data config")
     a = ap.parse_args(argv)
+    here = Path(a.weights.removeprefix("local-dir:"))
     try:
         cfg = load_config(a.config, a.overrides) if a.config else (
-            load_config(Path(a.weights).parent / "config.yaml", a.overrides) if a.overrides else None)
-        m, _ = evaluate_weights(a.weights, cfg, a.split, a.out or Path(a.weights).parent, a.model_config, a.batch_size)
-    except (ValueError, KeyError, FileNotFoundError) as e: ap.error(str(e).strip('"'))
+            load_config(here.parent / "config.yaml", a.overrides) if a.overrides else None)
+        m, _ = evaluate_weights(a.weights, cfg, a.split, a.out or (here.parent if here.exists() else Path.cwd()),
+                                a.model_config, a.batch_size, a.backend, a.compile)
+    except (ValueError, KeyError, OSError, ImportError) as e: ap.error(str(e).strip('"'))
     print(json.dumps({k: v for k, v in m.items()}, default=float))
     return 0

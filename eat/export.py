@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import sys
 import warnings
 from dataclasses import asdict
@@ -20,7 +21,7 @@ import torch.nn as nn
 from .model import EAT
 
 # %% auto #0
-__all__ = ['ONNX_OPSET', 'EXPORT_FORMAT', 'require_onnxruntime', 'ScoreHead', 'export_onnx', 'onnx_max_diff', 'file_sha256',
+__all__ = ['ONNX_OPSET', 'EXPORT_FORMAT', 'require_onnxruntime', 'ScoreHead', 'export_onnx', 'onnx_max_diff', 'model_sha256',
            'onnx_cache_key', 'cached_onnx', 'OnnxRunner', 'export_program']
 
 # %% ../nbs/07b_export.ipynb #8be9f089
@@ -86,22 +87,23 @@ def onnx_max_diff(model: nn.Module, # `ScoreHead` or `EAT`
 # %% ../nbs/07b_export.ipynb #7f40f0a9
 EXPORT_FORMAT = 2  # version of the exported graph: bump it to invalidate every cached export (2: no GridSample)
 
-def file_sha256(path: str | Path, # any file
-                chunk: int = 1 << 20, # bytes read at a time
-               ) -> str:
-    "Hex sha256 of a file's bytes."
+def model_sha256(model: nn.Module, # a loaded model
+                ) -> str:
+    "Hex sha256 of a model's weights as loaded: each tensor's name, dtype, shape, bytes, and its offset rule's state."
     h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while b := f.read(chunk): h.update(b)
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f'{name}|{t.dtype}|{tuple(t.shape)}|'.encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    h.update(repr([m.rule_on for m in model.modules() if hasattr(m, 'rule_on')]).encode())  # not in the state dict
     return h.hexdigest()
 
-def onnx_cache_key(weights: str | Path, # the weights file the model was loaded from
-                   model: nn.Module, # the model loaded from it (its config is part of the key)
+def onnx_cache_key(model: nn.Module, # the loaded model (its weights and config are the key)
                    opset: int = ONNX_OPSET, # ONNX opset of the export
                   ) -> str:
-    "16 hex digits naming the export of `model` loaded from `weights` with these settings."
+    "16 hex digits naming the export of `model`, from its weights' content, its config and the export settings."
     cfg = {k: v for k, v in asdict(model.cfg).items() if k != 'grad_checkpointing'}  # training-only switch
-    key = {'weights_sha256': file_sha256(weights), 'config': cfg, 'opset': opset, 'format': EXPORT_FORMAT}
+    key = {'weights_sha256': model_sha256(model), 'config': cfg, 'opset': opset, 'format': EXPORT_FORMAT}
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 def _user_cache() -> Path:
@@ -115,23 +117,32 @@ def _writable(folder: Path) -> bool:
         return True
     except OSError: return False
 
+def _home(weights: str | Path | None) -> tuple[Path | None, str]:
+    "Where the export of `weights` goes by default (None: the user cache) and the stem of its name."
+    if weights is None: return None, 'model'
+    s = str(weights).removeprefix('local-dir:')
+    if Path(s).is_dir(): return Path(s), 'model'  # a model folder: the export joins its files
+    if Path(s).is_file(): return Path(s).parent, Path(s).stem
+    return None, re.sub(r'[^\w.-]+', '_', s.removeprefix('hf-hub:'))  # a Hub id: its snapshot is huggingface_hub's
+
 def cached_onnx(model: EAT, # the model loaded from `weights`
-                weights: str | Path, # its weights file (`.safetensors` or an original checkpoint)
+                weights: str | Path | None = None, # what it was loaded from: a file, a model folder, a Hub id or None
                 opset: int = ONNX_OPSET, # ONNX opset
-                cache_dir: str | Path | None = None, # where the export goes (default: beside the weights)
+                cache_dir: str | Path | None = None, # where the export goes (default: beside the weights, see above)
                 verbose: bool = True, # say on stderr when exporting
                ) -> Path:
-    "The checked ONNX export of `model`, made once and reused while the weights and settings stay the same."
-    weights = Path(weights)
-    name = f'{weights.stem}.{onnx_cache_key(weights, model, opset)}.onnx'
-    folder = Path(cache_dir) if cache_dir else weights.parent
+    "The checked ONNX export of `model`, made once and reused while its weights and settings stay the same."
+    home, stem = _home(weights)
+    name = f'{stem}.{onnx_cache_key(model, opset)}.onnx'
+    folder = Path(cache_dir) if cache_dir else home or _user_cache()
     if (folder / name).is_file(): return folder / name
     if not _writable(folder):
-        if cache_dir: raise PermissionError(f"Cannot write the ONNX export to {str(folder)!r}: choose a writable folder.")
+        if cache_dir or home is None:
+            raise PermissionError(f"Cannot write the ONNX export to {str(folder)!r}: pass a writable cache_dir.")
         folder = _user_cache()
         if (folder / name).is_file(): return folder / name
         if not _writable(folder):
-            raise PermissionError(f"Neither {str(weights.parent)!r} nor {str(folder)!r} is writable: pass cache_dir.")
+            raise PermissionError(f"Neither {str(home)!r} nor {str(folder)!r} is writable: pass cache_dir.")
     path = folder / name
     if verbose: print(f"eat: exporting the model to ONNX once (a minute for eat_tiny), cached at {path}", file=sys.stderr)
     tmp = folder / f'.{name}.{os.getpid()}.tmp.onnx'

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import struct
 import tempfile
+import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Iterable
 
@@ -22,11 +23,12 @@ from torchvision.transforms import functional as TF
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['BAD_REASONS', 'MAX_PIXELS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PRESETS', 'BadImageError', 'to_rgb', 'open_image',
-           'ToNormalizedTensor', 'build_transform', 'ImageCache']
+__all__ = ['BAD_REASONS', 'MAX_PIXELS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PRESETS', 'BadImageError', 'to_rgb', 'decoding',
+           'open_image', 'ToNormalizedTensor', 'build_transform', 'ImageCache']
 
 # %% ../nbs/04a_images.ipynb #0b79f46c
-BAD_REASONS = ("missing", "zero_byte", "not_image", "unreadable", "truncated", "tiny", "huge")  # why a file is excluded
+BAD_REASONS = ("missing", "zero_byte", "not_image", "unreadable", "truncated", "unsupported", "tiny", "huge", "timeout",
+               "crashed")  # why a file is excluded; the last two come from the inventory's worker processes
 MAX_PIXELS = 89_478_485  # Pillow's default decompression-bomb limit (about 0.25 GB as 24-bit RGB)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,38 +60,59 @@ def to_rgb(img: Image.Image,  # any Pillow image
     return img.convert("RGB")
 
 # %% ../nbs/04a_images.ipynb #9f0dcd0a
-def _classify_decode_error(e: Exception) -> str:
-    return "truncated" if "truncat" in str(e).lower() else "unreadable"
+def _reason(e: Exception) -> str:
+    "The `BAD_REASONS` code of an exception a decoder raised."
+    if isinstance(e, Image.DecompressionBombError): return "huge"
+    if isinstance(e, UnidentifiedImageError): return "not_image"
+    msg = str(e).lower()
+    if isinstance(e, NotImplementedError) or "not supported" in msg or "unsupported" in msg: return "unsupported"
+    return "truncated" if "truncat" in msg else "unreadable"
 
+@contextmanager
+def decoding(path: str | Path,  # the file being decoded, for the error
+             notes: list | None = None,  # the decoder's Python warnings are appended here as text (None: dropped)
+            ):
+    "Inside: any exception but `MemoryError` becomes a `BadImageError` naming `path`; warnings are recorded, not shown."
+    record = threading.current_thread() is threading.main_thread()
+    with warnings.catch_warnings(record=True) if record else nullcontext([]) as caught:
+        if record: warnings.simplefilter("always")
+        try: yield
+        except (BadImageError, MemoryError): raise
+        except Exception as e:
+            what = "Pillow cannot identify it" if isinstance(e, UnidentifiedImageError) else f"{type(e).__name__}: {e}"
+            raise BadImageError(path, _reason(e), what) from e
+        finally:
+            if notes is not None:  # a bomb warning is our own size check's business
+                notes.extend(f"{w.category.__name__}: {w.message}" for w in caught
+                             if not issubclass(w.category, Image.DecompressionBombWarning))
+
+# %% ../nbs/04a_images.ipynb #1644074c
 def open_image(path: str | Path,  # image file
                draft_size: int | None = None,  # JPEG only: decode at the smallest DCT scale with both sides >= this
                max_pixels: int = MAX_PIXELS,  # refuse images with more pixels (decompression bombs)
                min_side: int = 1,  # refuse images whose shorter side is smaller
                exif: bool = True,  # apply the EXIF orientation tag
+               notes: list | None = None,  # the decoder's warnings are appended here (None: dropped)
               ) -> Image.Image:
     "Open `path` as an upright 8-bit RGB image, raising `BadImageError` with a reason for any unusable file."
     p = Path(path)
     try: size = p.stat().st_size
-    except FileNotFoundError: raise BadImageError(p, "missing", "no such file") from None
+    except (FileNotFoundError, NotADirectoryError): raise BadImageError(p, "missing", "no such file") from None
+    except OSError as e: raise BadImageError(p, "unreadable", f"{type(e).__name__}: {e}") from e
     if size == 0: raise BadImageError(p, "zero_byte", "the file is empty")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(p)
-    except UnidentifiedImageError as e: raise BadImageError(p, "not_image", "Pillow cannot identify it") from e
-    except Image.DecompressionBombError as e: raise BadImageError(p, "huge", str(e)) from e
-    except (OSError, SyntaxError, ValueError, struct.error) as e:
-        raise BadImageError(p, _classify_decode_error(e), str(e)) from e
-    w, h = img.size
-    if w * h > max_pixels: raise BadImageError(p, "huge", f"{w}x{h} = {w * h} pixels > max_pixels={max_pixels}")
-    if min(w, h) < min_side: raise BadImageError(p, "tiny", f"{w}x{h}, shorter side < min_side={min_side}")
-    if draft_size and img.format == "JPEG": img.draft(None, (draft_size, draft_size))
-    try:
-        img.load()
-        if exif: img = ImageOps.exif_transpose(img)
-        return to_rgb(img)
-    except (OSError, SyntaxError, ValueError, IndexError, struct.error) as e:
-        raise BadImageError(p, _classify_decode_error(e), str(e)) from e
+    def big(w, h): return BadImageError(p, "huge", f"{w}x{h} = {w * h} pixels > max_pixels={max_pixels}")
+    with decoding(p, notes):
+        img = Image.open(p)
+        try:
+            w, h = img.size
+            if w * h > max_pixels: raise big(w, h)
+            if min(w, h) < min_side: raise BadImageError(p, "tiny", f"{w}x{h}, shorter side < min_side={min_side}")
+            if draft_size and img.format == "JPEG": img.draft(None, (draft_size, draft_size))
+            img.load()
+            if img.width * img.height > max_pixels: raise big(*img.size)
+            return to_rgb(ImageOps.exif_transpose(img) if exif else img)
+        except BaseException:
+            img.close(); raise
 
 # %% ../nbs/04a_images.ipynb #4b7a6e17
 PRESETS = {  # name -> how the image is resized and augmented

@@ -6,29 +6,50 @@
 from __future__ import annotations
 
 import argparse
+import csv
+import faulthandler
+import io
+import multiprocessing as mp
+import os
+import signal
 import sys
-import warnings
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+import tempfile
+import time
+import traceback
+from collections import Counter, deque
+from multiprocessing.connection import wait
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from tqdm.auto import tqdm
 
 from .data import READERS
-from .files import write_json
-from .images import BAD_REASONS, MAX_PIXELS, BadImageError, open_image
+from .files import atomic_write, read_json, write_json
+from .images import BAD_REASONS, MAX_PIXELS, BadImageError, decoding, open_image
 
 # %% auto #0
-__all__ = ['FLAGS', 'REPORT_COLS', 'inspect_image', 'scan_images', 'summarize', 'format_summary', 'write_report', 'exclude_bad',
-           'main']
+__all__ = ['FLAGS', 'REPORT_COLS', 'inspect_image', 'read_report', 'scan_images', 'summarize', 'format_summary', 'write_report',
+           'exclude_bad', 'main']
 
 # %% ../nbs/04b_inventory.ipynb #2ab57354
 FLAGS = ("grayscale", "cmyk", "alpha", "16bit", "palette", "exif_rotated")  # usable, converted on load
 REPORT_COLS = ["image_id", "path", "status", "reason", "flagged", "width", "height", "mode", "format", "n_bytes",
-               "detail"]
+               "detail", "warnings"]
+_MAX_NOTE = 500  # characters of a file's warnings kept in its report row
+
+def _one_line(texts) -> str:
+    "Messages as one report cell: their distinct non-empty lines joined by ' | ', at most `_MAX_NOTE` characters."
+    s = " | ".join(dict.fromkeys(x.strip() for t in texts for x in str(t).splitlines() if x.strip()))
+    return s if len(s) <= _MAX_NOTE else s[:_MAX_NOTE - 1] + "…"
+
+def _blank_row(p: Path) -> dict:
+    row = dict(path=str(p), status="ok", reason="", flagged="", width=np.nan, height=np.nan, mode="", format="",
+               n_bytes=np.nan, detail="", warnings="")
+    try: row["n_bytes"] = p.stat().st_size
+    except OSError: pass
+    return row
 
 def _png_bit_depth(path: Path) -> int | None:
     with open(path, "rb") as f: head = f.read(26)
@@ -52,70 +73,193 @@ def inspect_image(path: str | Path,  # image file
                   draft_size: int | None = 256,  # decode JPEGs at reduced scale for speed (None: full decode)
                  ) -> dict:
     "Inspect one file: header facts, flags, and whether it decodes; never raises for a bad file."
-    p = Path(path)
-    row = dict(path=str(p), status="ok", reason="", flagged="", width=np.nan, height=np.nan, mode="", format="",
-               n_bytes=np.nan, detail="")
-    try: row["n_bytes"] = p.stat().st_size
-    except (FileNotFoundError, NotADirectoryError): pass
+    p, notes = Path(path), []
+    row = _blank_row(p)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(p) as img:
-                row.update(width=img.size[0], height=img.size[1], mode=img.mode, format=img.format or "",
-                           flagged=";".join(_flags(img, p)))
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError, SyntaxError, ValueError):
-        pass  # open_image below gives the reason
-    try: open_image(p, draft_size=draft_size, max_pixels=max_pixels, min_side=min_side)
-    except BadImageError as e: row.update(status="excluded", reason=e.reason, detail=e.detail[:200])
+        with decoding(p, notes), Image.open(p) as img:
+            row.update(width=img.size[0], height=img.size[1], mode=img.mode, format=img.format or "",
+                       flagged=";".join(_flags(img, p)))
+    except BadImageError: pass  # open_image below gives the reason
+    try: open_image(p, draft_size=draft_size, max_pixels=max_pixels, min_side=min_side, notes=notes)
+    except BadImageError as e: row.update(status="excluded", reason=e.reason, detail=_one_line([e.detail])[:200])
+    row["warnings"] = _one_line(notes)
     return row
 
 # %% ../nbs/04b_inventory.ipynb #903c21c5
 def _dir_table(folder: Path) -> pd.DataFrame:
     files = sorted(f for f in folder.rglob("*") if f.is_file() and not f.name.startswith("."))
-    stems = [f.stem for f in files]
-    ids = stems if len(set(stems)) == len(stems) else [f.relative_to(folder).with_suffix("").as_posix() for f in files]
+    for ids in ([f.stem for f in files], [f.relative_to(folder).with_suffix("").as_posix() for f in files]):
+        if len(set(ids)) == len(ids): break
+    else: ids = [f.relative_to(folder).as_posix() for f in files]  # a.png and a.icns: the names tell them apart
     return pd.DataFrame({"image_id": ids, "path": [str(f) for f in files]})
 
-def scan_images(source: pd.DataFrame | str | Path,  # a table with `image_id` and `path`, or a folder of images
-                root: str | Path | None = None,  # folder that a table's relative paths are joined to
-                workers: int = 2,  # threads
-                min_side: int = 32,  # shorter side below this -> `tiny`
-                max_pixels: int = MAX_PIXELS,  # more pixels -> `huge`
-                progress: bool = True,  # show a progress bar
-               ) -> pd.DataFrame:
-    "Inspect every image of `source` once; one report row per file (`status` ok/excluded, `reason`, `flagged`)."
+def _source_table(source: pd.DataFrame | str | Path, root: str | Path | None) -> pd.DataFrame:
+    "`image_id` and `path` of every file to judge, from a table or a folder."
     if isinstance(source, pd.DataFrame):
         if not {"image_id", "path"} <= set(source.columns):
             raise ValueError(f"table needs `image_id` and `path` columns, has {list(source.columns)}")
-        t = source[["image_id", "path"]].copy()
+        t = source[["image_id", "path"]].astype(str)
         if root is not None: t["path"] = [p if Path(p).is_absolute() else str(Path(root) / p) for p in t["path"]]
-    else:
-        folder = Path(source)
-        if not folder.is_dir(): raise NotADirectoryError(f"{folder} is not a folder; pass an image folder or a table")
-        t = _dir_table(folder)
-    one = lambda p: inspect_image(p, min_side=min_side, max_pixels=max_pixels)
-    with ThreadPoolExecutor(max(1, workers)) as ex:
-        rows = list(tqdm(ex.map(one, t["path"]), total=len(t), disable=not progress, desc="inventory", unit="img"))
-    rep = pd.DataFrame(rows, columns=REPORT_COLS[1:]) if rows else pd.DataFrame(columns=REPORT_COLS[1:])
-    rep.insert(0, "image_id", t["image_id"].astype(str).to_numpy())
+        return t.reset_index(drop=True)
+    folder = Path(source)
+    if not folder.is_dir(): raise NotADirectoryError(f"{folder} is not a folder; pass an image folder or a table")
+    return _dir_table(folder)
+
+# %% ../nbs/04b_inventory.ipynb #434baabd
+def _serve(conn, parent_end, check, kw: dict):
+    "An inventory worker: judge each path it is sent with `check`; what C libraries print is read back per file."
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
+    parent_end.close()  # a fork copies both ends of the pipe: keep only ours, so that the parent's death reads as EOF
+    parent = os.getppid()
+    err = tempfile.TemporaryFile()
+    os.dup2(err.fileno(), 2)
+    if faulthandler.is_enabled(): faulthandler.enable(err)  # a crash dump is a decoder's noise too
+    conn.send(("ready", None))
+    while True:
+        while not conn.poll(1.0):
+            if os.getppid() != parent: return  # the parent was killed (a sibling may still hold its end of our pipe)
+        try: path = conn.recv()
+        except EOFError: return  # the parent is gone (killed): nobody to report to
+        if path is None: return
+        try: msg = ("row", check(path, **kw))
+        except MemoryError as e: msg = ("memory", f"{path}: {e}")
+        except Exception: msg = ("bug", f"{path}: {traceback.format_exc()}")
+        sys.stderr.flush()
+        if (n := os.lseek(2, 0, os.SEEK_END)) and msg[0] == "row":
+            os.lseek(2, 0, os.SEEK_SET)
+            printed = os.read(2, min(n, 1 << 16)).decode(errors="replace")
+            msg[1]["warnings"] = _one_line([msg[1].get("warnings", ""), printed])
+        os.ftruncate(2, 0); os.lseek(2, 0, os.SEEK_SET)
+        conn.send(msg)
+
+class _Worker:
+    "A worker process, its end of the pipe, and the file it is judging (since when)."
+    def __init__(self, ctx, check, kw: dict):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_serve, args=(child, self.conn, check, kw), daemon=True)
+        self.proc.start(); child.close()
+        self.ready, self.job, self.t0 = False, None, 0.0
+
+    def give(self, job: tuple[int, str]): self.conn.send(job[1]); self.job, self.t0 = job, time.monotonic()
+
+    def stop(self): self.proc.kill(); self.proc.join(); self.conn.close()
+
+# %% ../nbs/04b_inventory.ipynb #a62f0a66
+def _failed_row(path: str, reason: str, detail: str) -> dict:
+    return {**_blank_row(Path(path)), "status": "excluded", "reason": reason, "detail": detail}
+
+def _judge(paths: list[str], check, kw: dict, workers: int, timeout: float):
+    "Yield `(index, row)` as worker processes judge `paths`; a file past `timeout` or that kills its worker says so."
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    todo, pool = deque(enumerate(paths)), []
+    try:
+        pool = [_Worker(ctx, check, kw) for _ in range(min(max(1, workers), len(todo)))]
+        while todo or any(w.job for w in pool):
+            for w in pool:
+                if w.ready and w.job is None and todo: w.give(todo.popleft())
+            left = [w.t0 + timeout - time.monotonic() for w in pool if w.job]
+            for conn in wait([w.conn for w in pool], timeout=max(0.0, min(left)) if left else None):
+                k, w = next((k, w) for k, w in enumerate(pool) if w.conn is conn)
+                try: kind, value = conn.recv()
+                except (EOFError, OSError):  # the process ended: its decoder crashed it (or the OOM killer came)
+                    w.proc.join()
+                    if w.job is None: raise RuntimeError(f"an eat-inventory worker died at start ({w.proc.exitcode})")
+                    code = w.proc.exitcode
+                    why = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+                    yield w.job[0], _failed_row(w.job[1], "crashed", f"the decoder ended its process ({why})")
+                    w.stop(); pool[k] = _Worker(ctx, check, kw); continue
+                if kind == "ready": w.ready = True; continue
+                if kind == "memory": raise MemoryError(value)
+                if kind == "bug": raise RuntimeError(f"eat-inventory failed on a file (a bug, please report): {value}")
+                (i, _), w.job = w.job, None
+                yield i, value
+            for k, w in enumerate(pool):
+                if w.job and time.monotonic() - w.t0 > timeout:
+                    w.stop()
+                    yield w.job[0], _failed_row(w.job[1], "timeout", f"decoding took longer than {timeout:g} s")
+                    pool[k] = _Worker(ctx, check, kw)
+    finally:
+        for w in pool: w.stop()
+
+# %% ../nbs/04b_inventory.ipynb #6adc7c65
+_NUMBERS = ("width", "height", "n_bytes")
+
+def read_report(path: str | Path,  # an inventory CSV, complete or as a killed scan left it
+               ) -> pd.DataFrame:
+    "The rows of an inventory report (text columns as strings, empty when unset); a half-written last line is dropped."
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    if text and not text.endswith("\n"): text = text[:text.rfind("\n") + 1]
+    if (head := text.split("\n", 1)[0].split(",")) != REPORT_COLS:
+        raise ValueError(f"{path} is not an eat-inventory report of this version (columns {head}, expected "
+                         f"{REPORT_COLS}); scan afresh without --resume")
+    return pd.read_csv(io.StringIO(text), dtype={c: str for c in REPORT_COLS if c not in _NUMBERS},
+                       keep_default_na=False, na_values={c: [""] for c in _NUMBERS})
+
+# %% ../nbs/04b_inventory.ipynb #b0ffd8e5
+def scan_images(source: pd.DataFrame | str | Path,  # a table with `image_id` and `path`, or a folder of images
+                root: str | Path | None = None,  # folder that a table's relative paths are joined to
+                workers: int = 2,  # worker processes
+                min_side: int = 32,  # shorter side below this -> `tiny`
+                max_pixels: int = MAX_PIXELS,  # more pixels -> `huge`
+                timeout: float = 60.0,  # seconds one file may take; longer -> `timeout` (its worker is replaced)
+                report: str | Path | None = None,  # CSV that rows are appended to as they are judged
+                resume: bool = False,  # keep the rows already in `report` and judge only the other files
+                verbose: bool = False,  # print each file's decoder warnings as it is judged
+                progress: bool = True,  # show a progress bar
+                check=inspect_image,  # the per-file judge, called as check(path, min_side=, max_pixels=)
+               ) -> pd.DataFrame:
+    "Judge every image of `source` once; one report row per file (`status` ok/excluded, `reason`, `flagged`)."
+    t = _source_table(source, root)
+    keys, done = list(zip(t["image_id"], t["path"])), set()
+    if report is not None:
+        report = Path(report)
+        if resume and report.is_file():
+            done = set(zip(*read_report(report)[["image_id", "path"]].to_numpy().T))
+            with open(report, "r+b") as f:  # cut a half-written last line
+                data = f.read(); f.truncate(data.rfind(b"\n") + 1 if data else 0)
+        else: atomic_write(report, lambda tmp: Path(tmp).write_text(",".join(REPORT_COLS) + "\n"))
+    todo = [k for k, key in enumerate(keys) if key not in done]
+    rows, f = {}, open(report, "a", encoding="utf-8", newline="") if report is not None else None
+    try:
+        out = csv.writer(f, lineterminator="\n") if f else None
+        with tqdm(total=len(t), initial=len(t) - len(todo), disable=not progress, desc="inventory", unit="img") as bar:
+            for j, row in _judge([keys[k][1] for k in todo], check, dict(min_side=min_side, max_pixels=max_pixels),
+                                 workers, timeout):
+                k = todo[j]
+                rows[k] = row = {"image_id": keys[k][0], **row}
+                if out:
+                    out.writerow(["" if isinstance(v, float) and np.isnan(v) else v for v in map(row.get, REPORT_COLS)])
+                    f.flush()
+                if verbose and row["warnings"]: tqdm.write(f"{row['path']}: {row['warnings']}", file=sys.stderr)
+                bar.update()
+    finally:
+        if f: f.close()
+    if report is None: return pd.DataFrame([rows[k] for k in range(len(t))], columns=REPORT_COLS)
+    got = read_report(report).drop_duplicates(["image_id", "path"], keep="last")
+    rep = t.merge(got, on=["image_id", "path"], how="left")[REPORT_COLS]
+    atomic_write(report, lambda tmp: rep.to_csv(tmp, index=False, lineterminator="\n"))
     return rep
 
+# %% ../nbs/04b_inventory.ipynb #8a4726be
 def summarize(report: pd.DataFrame,  # output of `scan_images`
              ) -> dict:
-    "Counts: files, ok, excluded (total and by reason), and files per flag."
+    "Counts: files, ok, excluded (total and by reason), files per flag, files with decoder warnings."
     bad = report[report["status"] != "ok"]
     flags = Counter(f for fl in report["flagged"].fillna("") for f in fl.split(";") if f)
+    warned = int((report["warnings"].fillna("") != "").sum()) if "warnings" in report else 0
     return {"n_files": int(len(report)), "n_ok": int(len(report) - len(bad)), "n_excluded": int(len(bad)),
             "excluded_by_reason": {r: int(k) for r in BAD_REASONS if (k := (bad["reason"] == r).sum())},
-            "flags": {f: int(flags[f]) for f in FLAGS if flags[f]}}
+            "flags": {f: int(flags[f]) for f in FLAGS if flags[f]}, "n_warned": warned}
 
 def format_summary(summary: dict,  # output of `summarize`
                   ) -> str:
     "The summary as a few readable lines."
     s = summary
     lines = [f"{s['n_files']} files: {s['n_ok']} usable, {s['n_excluded']} excluded"]
-    lines += [f"  excluded {k:<10} {v}" for k, v in s["excluded_by_reason"].items()]
+    lines += [f"  excluded {k:<11} {v}" for k, v in s["excluded_by_reason"].items()]
     lines += [f"  flagged  {k:<12} {v} (converted on load)" for k, v in s["flags"].items()]
+    if s.get("n_warned"): lines.append(f"  {s['n_warned']} files made their decoder warn (see the warnings column)")
     return "\n".join(lines)
 
 # %% ../nbs/04b_inventory.ipynb #e02d9b85
@@ -154,22 +298,41 @@ def main(argv: list[str] | None = None,  # arguments (default: sys.argv[1:])
     ap.add_argument("--format", default="ava", choices=[k for k in READERS if k != "synthetic"],
                     help="format of --labels (default: ava)")
     ap.add_argument("--out", help="report folder (default: IMAGES/../inventory)")
-    ap.add_argument("--workers", type=int, default=2, help="threads (default: 2)")
+    ap.add_argument("--workers", type=int, default=2, help="worker processes (default: 2)")
     ap.add_argument("--min-side", type=int, default=32, help="shorter side below this is `tiny` (default: 32)")
     ap.add_argument("--max-pixels", type=int, default=MAX_PIXELS, help=f"more is `huge` (default: {MAX_PIXELS})")
+    ap.add_argument("--timeout", type=float, default=60.0,
+                    help="seconds one file may take to decode; longer is `timeout` (default: 60)")
+    ap.add_argument("--resume", action="store_true",
+                    help="keep the rows of OUT/inventory.csv (a scan that was killed) and judge only the other files")
+    ap.add_argument("--verbose", action="store_true", help="print each file's decoder warnings as it is judged")
     ap.add_argument("--strict", action="store_true", help="exit 1 when any image is excluded")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = ap.parse_args(argv)
     images = Path(a.images)
     if not images.is_dir(): ap.error(f"{images} is not a folder; pass the image folder")
+    if a.workers < 1: ap.error(f"--workers {a.workers}: give at least 1 worker process")
+    if not a.timeout > 0: ap.error(f"--timeout {a.timeout}: give a positive number of seconds")
     source = READERS[a.format](a.labels, images) if a.labels else images
-    rep = scan_images(source, workers=a.workers, min_side=a.min_side, max_pixels=a.max_pixels,
-                      progress=not a.no_progress)
     out = Path(a.out) if a.out else images.parent / "inventory"
-    csv, js = write_report(rep, out, images=str(images), labels=a.labels, format=a.format, min_side=a.min_side,
-                           max_pixels=a.max_pixels)
+    csv_path, js = out / "inventory.csv", out / "inventory.json"
+    settings = dict(images=str(images.resolve()), labels=str(Path(a.labels).resolve()) if a.labels else None,
+                    format=a.format, min_side=a.min_side, max_pixels=a.max_pixels, timeout=a.timeout)
+    if a.resume and js.is_file() and (old := read_json(js).get("settings")) != settings:
+        diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v} if isinstance(old, dict) else old
+        ap.error(f"--resume: {csv_path} was made with other settings (then, now: {diff}); resume with the same "
+                 "ones, or scan afresh without --resume")
+    write_json(js, {"complete": False, "settings": settings})
+    try:
+        rep = scan_images(source, workers=a.workers, min_side=a.min_side, max_pixels=a.max_pixels, timeout=a.timeout,
+                          report=csv_path, resume=a.resume, verbose=a.verbose, progress=not a.no_progress)
+    except KeyboardInterrupt:
+        print(f"eat-inventory: interrupted; the files judged so far are in {csv_path}: run the same command with "
+              "--resume to finish", file=sys.stderr)
+        return 130
     s = summarize(rep)
-    print(format_summary(s)); print(f"report: {csv}\nsummary: {js}")
+    write_json(js, {**s, "complete": True, "settings": settings})
+    print(format_summary(s)); print(f"report: {csv_path}\nsummary: {js}")
     return 1 if a.strict and s["n_excluded"] else 0
 
 # %% ../nbs/04b_inventory.ipynb #f230d5f9

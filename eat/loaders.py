@@ -5,6 +5,7 @@
 # %% ../nbs/06b_loaders.ipynb #c04284e0
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,14 +14,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
 from .config import DataConfig, TrainConfig
-from .data import (DIST_COLS, READERS, load_split, make_split, official_split, save_split,
-                      split_from_file)
+from .data import (DIST_COLS, READERS, load_split, make_split, official_split, part_files, parts_split,
+                      read_id_list, save_split, split_from_file)
 from .datasets import IAADataset, make_loader
+from .files import write_json
 from .images import ImageCache, build_transform
 from .runtime import Runtime
+from .splits import audit_splits, read_split_file
 
 # %% auto #0
-__all__ = ['SceneSplit', 'RunData', 'read_table', 'make_run_split', 'build_data', 'SkipSampler', 'make_run_loader', 'start_epoch']
+__all__ = ['SceneSplit', 'RunData', 'read_table', 'make_run_split', 'build_data', 'audit_parts', 'SkipSampler', 'make_run_loader',
+           'start_epoch']
 
 # %% ../nbs/06b_loaders.ipynb #70be5007
 class SceneSplit(Dataset):
@@ -71,7 +75,7 @@ def read_table(dc: DataConfig,  # the data section of a run's config
             make_synthetic_ava(root, n=dc.synth_n, size=dc.synth_size, seed=dc.synth_seed, progress=False)
         return READERS["synthetic"](root)
     if not dc.labels: raise ValueError(f"data.kind={dc.kind!r} needs data.labels=PATH (its label file)")
-    for k in ("labels", "root"):
+    for k in ("labels", "root") if dc.kind != "ava_parts" else ("root",):  # part files: the reader checks each
         if getattr(dc, k) and not Path(getattr(dc, k)).exists():
             raise FileNotFoundError(f"data.{k}={getattr(dc, k)!r} does not exist")
     root = str(Path(dc.root).resolve()) if dc.root else None  # absolute image paths: the split works from any folder
@@ -81,19 +85,22 @@ def read_table(dc: DataConfig,  # the data section of a run's config
 def make_run_split(cfg: TrainConfig,  # the run's config (data section)
                    out_dir: str | Path | None = None,  # run folder: reuse `split.csv` there, or save the new split
                   ) -> pd.DataFrame:
-    "The run's split: the run folder's saved one, a given split file, the official test list, or a seeded random one."
+    "The run's split: the run folder's saved one, the part files', a split file, the official list, or a random one."
     dc = cfg.data
     saved = Path(out_dir) / "split.csv" if out_dir is not None else None
     if saved is not None and saved.is_file(): return load_split(saved)
     table = read_table(dc)
     exclude = pd.read_csv(dc.exclude, dtype={"image_id": str}) if dc.exclude else None
-    if dc.split_file and Path(dc.split_file).with_suffix(".json").is_file(): split = load_split(dc.split_file)
+    if dc.kind == "ava_parts": split = parts_split(table, exclude)
+    elif dc.split_file and Path(dc.split_file).with_suffix(".json").is_file(): split = load_split(dc.split_file)
     elif dc.split_file: split = split_from_file(table, dc.split_file, dc.val_fraction, dc.split_seed, exclude)
     elif dc.test_list:
         test_list = None if dc.test_list == "pyiqa" else dc.test_list
         split = official_split(table, test_list, dc.val_fraction, dc.split_seed, exclude)
     else: split = make_split(table, dc.split_seed, dc.fractions, exclude)
-    if saved is not None: save_split(split, saved, data_kind=dc.kind, data_root=dc.root, data_labels=dc.labels)
+    if saved is not None:
+        save_split(split, saved, data_kind=dc.kind, data_root=dc.root, data_labels=dc.labels)
+        if dc.kind == "ava_parts": audit_parts(dc, saved.parent)
     return split
 
 # %% ../nbs/06b_loaders.ipynb #80d663c9
@@ -109,6 +116,7 @@ def build_data(cfg: TrainConfig,  # the run's config
         return RunData(tr, va, None, "label", tr.num_classes, None)
     split = make_run_split(cfg, out_dir) if split is None else split
     parts = {s: split[split["split"] == s].reset_index(drop=True) for s in ("train", "val", "test")}
+    if split.attrs.get("val_is_test"): parts["val"] = parts["test"]  # part files whose val file lists the test images
     if dc.limit: parts = {s: t.head(dc.limit) for s, t in parts.items()}
     for s in ("train", "val"):
         if len(parts[s]) == 0: raise ValueError(f"The {s} split is empty ({len(split)} images; fractions "
@@ -128,6 +136,29 @@ def build_data(cfg: TrainConfig,  # the run's config
     return RunData(ds(parts["train"], True), ds(parts["val"], False),
                    ds(parts["test"], False) if len(parts["test"]) else None, target, 10 if target == "dist" else 1,
                    split)
+
+# %% ../nbs/06b_loaders.ipynb #85a18992
+def audit_parts(dc: DataConfig,  # a data section of kind ava_parts
+                out_dir: str | Path | None = None,  # the run folder: `split_audit.json` goes there
+               ) -> dict:
+    "The split audit (`eat.splits.audit_splits`) of the part files in `dc.labels`, saved, warning about what matters."
+    files = part_files(dc.labels)
+    official = read_id_list(dc.test_list, "official test list") if dc.test_list else None
+    rep = audit_splits([read_split_file(f, s) for s, f in files.items()], official, dc.root or None, progress=False)
+    if out_dir is not None: write_json(Path(out_dir) / "split_audit.json", rep)
+    test = rep["splits"].get("test", {"n_images": 0})
+    if official is None:
+        warnings.warn(f"cannot tell whether the test part {files['test']} is AVA's official test list: pass "
+                      "data.test_list=generic_test.jpgl to check (the audit is in split_audit.json)")
+    elif not (test["n_images"] == test["official_test"]["count"] == len(set(official))):
+        n = test["official_test"]["count"]
+        warnings.warn(f"the test part {files['test']} is not AVA's official test list: {n:,} of its "
+                      f"{test['n_images']:,} images are among the {len(set(official)):,} of {dc.test_list}; its "
+                      "numbers do not compare with results on the official test set")
+    if rep["val_equals_test"]:
+        warnings.warn(f"the val part {files['val']} holds the test images: the best epoch is picked on the test set, "
+                      "so the test numbers are optimistic (as in the original code's release)")
+    return rep
 
 # %% ../nbs/06b_loaders.ipynb #3bf0dbc4
 class SkipSampler(Sampler):

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from .data import IMAGE_EXTS, SCORE_BINS
 from .export import OnnxRunner, cached_onnx, export_onnx, require_onnxruntime
-from .images import BadImageError, build_transform, open_image
+from .images import BadImageError, build_transform, decoding, open_image, to_rgb
 from .model import EAT, create_model, VARIANTS
 from .weights import load_model
 
@@ -55,14 +55,13 @@ def dist_std(dist: np.ndarray, # N x 10 distributions (raw ones of original chec
     return np.sqrt(np.clip((dist * (SCORE_BINS[None] - mean[:, None]) ** 2).sum(1), 0, None))
 
 class _Files(Dataset):
-    "Decoded, transformed images of a list of paths; a bad file gives its error message instead."
+    "Decoded, transformed images of a list of paths; a bad file (whatever its decoder raised) gives its error instead."
     def __init__(self, paths: list[Path], transform, max_pixels: int | None = None):
         self.paths, self.transform, self.kw = paths, transform, {} if max_pixels is None else {'max_pixels': max_pixels}
     def __len__(self): return len(self.paths)
     def __getitem__(self, i):
         try: return i, self.transform(open_image(self.paths[i], getattr(self.transform, 'load_size', None), **self.kw)), ''
         except BadImageError as e: return i, None, f'{e.reason}: {e.detail or e}'
-        except Exception as e: return i, None, f'unreadable: {type(e).__name__}: {e}'
 
 def _collate(items): return items
 
@@ -118,11 +117,11 @@ class Scorer:
         self.tta, self.batch_size, self.num_workers = tta, batch_size, num_workers
 
     @classmethod
-    def from_weights(cls, weights: str | Path, # own `.safetensors` weights, or an original checkpoint
+    def from_weights(cls, weights: str | Path, # a model folder, a Hub id, own `.safetensors`, or an original checkpoint
                      config: str | Path | None = None, # the original YAML config (original checkpoints only)
                      **kwargs, # `Scorer` options
                     ) -> Scorer:
-        "Load weights (see `eat.weights.load_model`) and wrap them; the onnxruntime backend caches its export beside them."
+        "Load weights in any form (`eat.weights.load_model`) and wrap them; the onnxruntime backend caches its export."
         if kwargs.get('backend') == 'onnxruntime': require_onnxruntime("backend='onnxruntime'")  # before the export
         model = load_model(weights, config)
         if kwargs.get('backend') == 'onnxruntime' and kwargs.get('onnx_path') is None:
@@ -158,6 +157,9 @@ class Scorer:
         return [{'path': n, 'score': float(s), **{f'p{j + 1}': float(dists[i, j]) if dists is not None else np.nan
                  for j in range(10)}, 'std': float(stds[i]), 'error': ''} for i, (n, s) in enumerate(zip(names, scores))]
 
+    def _failed(self, name: str, error: str) -> dict:
+        return {'path': name, 'score': np.nan, **{f'p{j}': np.nan for j in range(1, 11)}, 'std': np.nan, 'error': error}
+
     def score_files(self, paths: Sequence[str | Path], # image files (use `find_images` for folders)
                     progress: bool = True, # show a progress bar
                    ) -> pd.DataFrame:
@@ -170,8 +172,7 @@ class Scorer:
             for items in loader:
                 good = [(i, x) for i, x, err in items if x is not None]
                 for i, _, err in items:
-                    if err: rows[i] = {'path': str(paths[i]), 'score': np.nan, **{f'p{j}': np.nan for j in range(1, 11)},
-                                       'std': np.nan, 'error': err}
+                    if err: rows[i] = self._failed(str(paths[i]), err)
                 if good:
                     s, d = self.predict(torch.stack([x for _, x in good]))
                     for (i, _), row in zip(good, self._rows(s, d, [str(paths[i]) for i, _ in good])): rows[i] = row
@@ -188,9 +189,15 @@ class Scorer:
             return pd.DataFrame(self._rows(s, d, [f'tensor[{i}]' for i in range(len(s))]), columns=COLUMNS)
         if isinstance(inputs, Image.Image): inputs = [inputs]
         if isinstance(inputs, (list, tuple)) and inputs and all(isinstance(i, Image.Image) for i in inputs):
-            x = torch.stack([self.transform(i.convert('RGB')) for i in inputs])
-            s, d = self.predict(x)
-            return pd.DataFrame(self._rows(s, d, [f'image[{i}]' for i in range(len(s))]), columns=COLUMNS)
+            rows, good = {}, {}
+            for k, im in enumerate(inputs):  # a lazily loaded image decodes here: through the same boundary as files
+                try:
+                    with decoding(f'image[{k}]'): good[k] = self.transform(to_rgb(im))
+                except BadImageError as e: rows[k] = self._failed(f'image[{k}]', f'{e.reason}: {e.detail}')
+            if good:
+                s, d = self.predict(torch.stack(list(good.values())))
+                rows.update(zip(good, self._rows(s, d, [f'image[{k}]' for k in good])))
+            return pd.DataFrame([rows[k] for k in range(len(inputs))], columns=COLUMNS)
         if isinstance(inputs, (str, Path)): inputs = [inputs]
         return self.score_files(find_images(inputs), progress=progress)
 
@@ -198,7 +205,8 @@ class Scorer:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='eat-score', description='Score photos with a trained EAT model.')
     p.add_argument('paths', nargs='+', help='image files and/or folders')
-    p.add_argument('--weights', help="trained weights: the project's .safetensors, or an original checkpoint")
+    p.add_argument('--weights', help="trained weights: a model folder (RUN/model), a Hub id (hf-hub:ORG/NAME), the "
+                   "project's .safetensors, or an original checkpoint with --config")
     p.add_argument('--config', help='original YAML config (needed with an original checkpoint)')
     p.add_argument('--out', help='output file, .csv or .json (default: CSV on standard output)')
     p.add_argument('--batch-size', type=int, default=32)
@@ -248,7 +256,7 @@ def main(argv: list[str] | None = None, # arguments (default: sys.argv[1:])
         onnx = cached_onnx(model, args.weights) if args.backend == 'onnxruntime' and args.weights else None
         scorer = Scorer(model, args.device, preset, args.tta, args.batch_size, args.workers,
                         backend=args.backend, compile=args.compile, onnx_path=onnx)
-    except (FileNotFoundError, ValueError, ImportError, PermissionError) as e:
+    except (OSError, ValueError, ImportError) as e:  # OSError: a missing file, a Hub id without network, no cache
         print(f"eat-score: {e}", file=sys.stderr)
         return 2
     if args.random_weights:
@@ -278,5 +286,8 @@ def _explain_all(scorer: Scorer, table: pd.DataFrame, out_dir: Path, block: int,
     from eat.explain import explain_figure, look, save_figure
     good = table[table.error == '']
     for i, path in enumerate(tqdm(good.path, desc='explaining', unit='img', disable=quiet)):
-        lk = look(scorer.model, open_image(path), preset)
+        try: img = open_image(path)
+        except BadImageError as e:  # changed or removed since it was scored
+            print(f"eat-score: no figure for {path}: {e.reason} ({e.detail})", file=sys.stderr); continue
+        lk = look(scorer.model, img, preset)
         save_figure(explain_figure(lk, block, name=Path(path).name), out_dir / f'{i:05d}_{Path(path).stem}.png')

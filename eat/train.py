@@ -284,7 +284,8 @@ def _finish(r: _Run, log: RunLog | None) -> dict:
 def _card(cfg: TrainConfig, result: dict) -> dict:
     "The model card's facts for a finished run."
     d = cfg.data
-    split = (f"official test list {d.test_list}; validation {d.val_fraction:.0%} of the rest, seed {d.split_seed}"
+    split = (f"the original code's part files {d.labels}" if d.kind == "ava_parts"
+             else f"official test list {d.test_list}; validation {d.val_fraction:.0%} of the rest, seed {d.split_seed}"
              if d.test_list else f"split file {d.split_file}" if d.split_file
              else f"random {d.fractions} train/val/test, seed {d.split_seed}")
     return dict(name=f"{cfg.model} ({cfg.name})", dataset=f"{d.kind}: {d.labels or d.root}", split=split,

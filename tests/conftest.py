@@ -5,3 +5,7 @@ import os
 if os.environ.get('PYTEST_XDIST_WORKER'):
     import torch
     torch.set_num_threads(1)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: among the slowest tests (minutes on 2 cores); they run with the rest")

@@ -1,11 +1,14 @@
 """The inventory (eat.inventory): every bad-file kind is reported with its reason and excluded, usable oddities are
-flagged, the CLI works, and a loader over a folder of such files completes its epochs."""
+flagged, the CLI works, and a loader over a folder of such files completes its epochs. Files nobody here made get a
+row each and print nothing; a file that decodes forever or crashes its decoder is reported; a scan killed midway
+and resumed ends with the same report (issue 26)."""
 import json
+import multiprocessing as mp
 import os
-import struct
+import signal
 import subprocess
 import sys
-import zlib
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,20 +20,11 @@ from PIL import Image
 from eat.data import make_split, read_csv_labels
 from eat.datasets import IAADataset, make_loader
 from eat.images import build_transform
-from eat.inventory import exclude_bad, inspect_image, main, scan_images, summarize
+from eat.inventory import exclude_bad, inspect_image, main, read_report, scan_images, summarize
+from odd_files import ODD, png_header, write_odd_files
 
 REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
-
-
-def _chunk(kind, data):
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _png_bomb(w, h):
-    "A small PNG whose header claims w x h pixels (a decompression bomb as far as Pillow can tell at open)."
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + _chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + _chunk(b"IEND", b""))
 
 
 def _photo(w=80, h=60, seed=0):
@@ -71,7 +65,7 @@ def folder(tmp_path):
     _photo(seed=2).save(d / "truncated.jpg", quality=90)
     (d / "truncated.jpg").write_bytes((d / "truncated.jpg").read_bytes()[:-400])
     _photo(20, 12).save(d / "tiny.jpg")
-    (d / "bomb.png").write_bytes(_png_bomb(100_000, 100_000))
+    (d / "bomb.png").write_bytes(png_header(100_000, 100_000))
     _photo().convert("L").save(d / "grey.jpg")
     _photo().convert("CMYK").save(d / "cmyk.jpg")
     _photo().convert("RGBA").save(d / "rgba.png")
@@ -141,3 +135,76 @@ def test_cli_usage_error(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         main([str(tmp_path / "nowhere")])
     assert e.value.code == 2 and "is not a folder" in capsys.readouterr().err
+
+
+def _cli(*args, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "eat.inventory", *map(str, args), "--no-progress"],
+                          capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_files_nobody_made_get_a_row_each_and_the_terminal_stays_quiet(folder, tmp_path):
+    write_odd_files(folder)
+    r = _cli(folder, "--out", tmp_path / "q")
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.strip() == "", r.stderr  # no libtiff, no Pillow warning
+    rep = read_report(tmp_path / "q" / "inventory.csv")
+    assert len(rep) == len(EXPECTED) + len(ODD) and f"{len(rep)} files:" in r.stdout
+    got = rep.set_index(pd.Index([Path(p).name for p in rep.path]))
+    for name, (reason, text) in ODD.items():
+        row = got.loc[name]
+        assert row.reason == reason and text in row.detail + row.warnings, (name, row.to_dict())
+    assert "ZIPDecode" in got.loc["noisy.tif"].warnings  # what libtiff printed from C, captured per file
+    assert json.loads((tmp_path / "q" / "inventory.json").read_text())["n_warned"] >= 2
+    loud = _cli(folder, "--out", tmp_path / "v", "--verbose")
+    assert loud.returncode == 0 and "Invalid APNG" in loud.stderr and "ZIPDecode" in loud.stderr, loud.stderr
+    assert (tmp_path / "v" / "inventory.csv").read_text() == (tmp_path / "q" / "inventory.csv").read_text()
+
+
+def _stubborn(path, **kw):
+    "A judge for the tests: `slow*` files decode forever, `crash*` files kill their decoder's process."
+    name = Path(path).name
+    if name.startswith("slow"): time.sleep(120)
+    if name.startswith("crash"): os.kill(os.getpid(), signal.SIGSEGV)
+    return inspect_image(path, **kw)
+
+
+def test_a_file_that_decodes_forever_or_crashes_is_reported(folder):
+    for name in ("slow.jpg", "crash.jpg"): (folder / name).write_bytes((folder / "good.jpg").read_bytes())
+    t0 = time.monotonic()
+    rep = scan_images(folder, workers=2, timeout=3, progress=False, check=_stubborn)
+    assert time.monotonic() - t0 < 60
+    why = dict(zip(rep.image_id, rep.reason))
+    assert (why["slow"], why["crash"], why["good"]) == ("timeout", "crashed", "") and len(rep) == len(EXPECTED) + 2
+    assert rep.detail[rep.image_id == "crash"].iloc[0] == "the decoder ended its process (signal 11)"
+
+
+def _slowly(path, **kw):
+    time.sleep(0.3)
+    return inspect_image(path, **kw)
+
+
+def test_killed_midway_then_resumed_ends_with_the_same_report(folder, tmp_path):
+    write_odd_files(folder)
+    full = _cli(folder, "--out", tmp_path / "full")
+    assert full.returncode == 0, full.stderr
+    report = tmp_path / "killed" / "inventory.csv"
+    scan = mp.get_context("fork").Process(target=scan_images, args=(folder,),
+                                           kwargs=dict(workers=1, report=report, progress=False, check=_slowly))
+    scan.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (report.is_file() and report.read_text().count("\n") > 4):
+        time.sleep(0.05)
+    os.kill(scan.pid, signal.SIGKILL)  # no chance to clean up: what it wrote is all there is
+    scan.join()
+    kept = read_report(report)
+    assert 4 <= len(kept) < len(EXPECTED) + len(ODD), len(kept)
+    resumed = _cli(folder, "--out", tmp_path / "killed", "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert report.read_text() == (tmp_path / "full" / "inventory.csv").read_text()
+    # a kill in the middle of writing a row: the half row is dropped and judged again
+    lines = report.read_text().split("\n")
+    report.write_text("\n".join(lines[:6]) + "\n" + lines[6][:9])
+    assert len(read_report(report)) == 5
+    assert _cli(folder, "--out", tmp_path / "killed", "--resume").returncode == 0
+    assert report.read_text() == (tmp_path / "full" / "inventory.csv").read_text()

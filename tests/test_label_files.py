@@ -4,8 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eat.data import (DIST_COLS, MAX_VOTES, read_aadb, read_ava, read_csv_labels, read_flickr_aes, read_pyiqa_ava,
-                      read_synthetic, read_tad66k)
+from eat.data import (DIST_COLS, MAX_VOTES, read_aadb, read_ava, read_ava_parts, read_csv_labels, read_flickr_aes,
+                      read_pyiqa_ava, read_synthetic, read_tad66k)
 
 VOTES = "1 2 3 4 5 6 7 8 9 10"
 AVA1, AVA2 = f"1 100 {VOTES} 1 2 1396\n", f"2 101 {VOTES} 3 4 1396\n"
@@ -13,6 +13,8 @@ JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
 PYIQA = "img_name,MOS,c1,c2,c3,c4,c5,c6,c7,c8,c9,c10,semantic_tag1,semantic_tag2,official split,ILGnet split\n"
 FACTORS = "image_id,latent_score,bg_sensitive\n100,5.0,True\n101,6.0,False\n"
 VOTE_HEAD = "path," + ",".join(f"n{k}" for k in range(1, 11)) + "\n"
+PARTS = "image_id," + ",".join(f"score{k}" for k in range(2, 12)) + ",tag1,tag2,tag3\n"  # the original code's part CSVs
+PART1, PART2 = "5,0,0,1,2,3,2,1,0,0,0,1,0,1396\n", "6,1,1,1,1,1,1,1,1,1,1,0,0,1396\n"
 
 
 def _synthetic(root: Path, ava: str | bytes, factors: str | bytes = FACTORS) -> Path:
@@ -22,8 +24,17 @@ def _synthetic(root: Path, ava: str | bytes, factors: str | bytes = FACTORS) -> 
     return root
 
 
+def _parts(folder: Path, bad: Path, part: str):
+    "Read three part files, `bad` standing for `part` and good files (other images) for the other two."
+    good = {s: folder / f"good_{s}.csv" for s in ("train", "val", "test")}
+    for k, (s, f) in enumerate(good.items()): f.write_text(PARTS + f"{100 + k},1,1,1,1,1,1,1,1,1,1,0,0,1\n")
+    return read_ava_parts([bad if s == part else f for s, f in good.items()], folder)
+
+
 # reader name -> (file name, call)
 READ = {
+    "ava_parts": ("train.csv", lambda p: _parts(p.parent, p, "train")),
+    "ava_parts_test": ("test.csv", lambda p: _parts(p.parent, p, "test")),
     "ava": ("AVA.txt", lambda p: read_ava(p, p.parent)),
     "tad66k": ("tad66k.csv", lambda p: read_tad66k(p, p.parent)),
     "aadb": ("aadb.csv", lambda p: read_aadb(p, p.parent)),
@@ -128,6 +139,23 @@ CASES = [
     ("pyiqa no votes", "pyiqa_ava", PYIQA + "100.jpg,5.5,0,0,0,0,0,0,0,0,0,0,0,0,0,0\n", ["line 2: no votes"]),
     ("pyiqa duplicate", "pyiqa_ava", PYIQA + "100.jpg,5.5,1,1,1,1,1,1,1,1,1,1,0,0,0,0\n" * 2,
      ["duplicate image ids: 100 appears 2 times (lines 2, 3)"]),
+    # the original code's part files (image_id,score2..score11,tag1..tag3, one per part)
+    ("parts no score11", "ava_parts", PARTS.replace(",score11", "") + "5,0,0,1,2,3,2,1,0,0,1,0,1396\n",
+     ["no column score11", "image_id,score2,...,score11"]),
+    ("parts non-number vote", "ava_parts", PARTS + PART1 + PART2.replace("6,1,1,1", "6,1,1,x"),
+     ["line 3, column score4: 'x' is not a whole number", "score2..score11 count the votes for 1..10"]),
+    ("parts negative vote", "ava_parts", PARTS + PART1.replace("5,0,0", "5,0,-2"),
+     ["line 2, column score3: -2 is negative"]),
+    ("parts no votes", "ava_parts", PARTS + PART2 + "7,0,0,0,0,0,0,0,0,0,0,0,0,1396\n", ["line 3: no votes"]),
+    ("parts short row", "ava_parts", PARTS + PART1 + "6,1,1\n", ["line 3 has 3 columns, expected 14"]),
+    ("parts negative tag", "ava_parts", PARTS + PART1.replace(",1,0,1396", ",-1,0,1396"),
+     ["column tag1: -1 is negative"]),
+    ("parts duplicate", "ava_parts", PARTS + PART1 + PART2 + PART1,
+     ["line 4: image 5 is already in", "train.csv (line 2)", "each image belongs to one part"]),
+    ("parts image in two parts", "ava_parts_test", PARTS + PART1 + "100,1,1,1,1,1,1,1,1,1,1,0,0,1\n",
+     ["test.csv, line 3: image 100 is already in", "good_train.csv (line 2)"]),
+    ("parts semicolons", "ava_parts", PARTS.replace(",", ";") + PART1.replace(",", ";"), ["separated by semicolons"]),
+    ("parts empty", "ava_parts_test", b"", ["is empty (0 bytes)"]),
     # the synthetic set (AVA.txt + factors.csv)
     ("synthetic short row", "synthetic", AVA1 + "2 101 1\n", ["line 2 has 3 columns, expected 15"]),
     ("synthetic binary factors", "synthetic_factors", JPEG, ["factors.csv is a binary file"]),

@@ -89,6 +89,34 @@ def test_cli_end_to_end(run_a):
     assert len(pred) == 16 and {"image_id", "pred_score", "true_score"} <= set(pred.columns)
 
 
+def test_original_part_files_train_and_evaluate_as_they_are(synth, run_a, tmp_path):
+    """The original EAT / TANet split files (image_id,score2..score11,tag1..tag3, one CSV per part) train as they are:
+    their parts, their SHA-256 in split.json, the split audit beside it; eat-evaluate reads them too (issue 26)."""
+    import shutil
+    from eat.data import file_sha256, load_split, write_ava_parts
+    given = load_split(run_a / "split.csv")
+    files = write_ava_parts(given, tmp_path / "parts")  # run_a's split, as the original code keeps it
+    labels = ",".join(str(files[s]) for s in ("train", "val", "test"))
+    over = small_overrides(synth, epochs=1, **{"data.kind": "ava_parts", "data.labels": labels,
+                                               "data.root": synth / "images"})
+    r = cli(["--config", "tiny", "--out", tmp_path / "run", "--no-progress", *over])
+    assert "cannot tell whether the test part" in r.stderr  # no official test list given: the audit says so
+    split = load_split(tmp_path / "run" / "split.csv")
+    assert split.set_index("image_id").split.to_dict() == given.set_index("image_id").split.to_dict()  # theirs
+    prov = json.loads((tmp_path / "run" / "split.json").read_text())
+    assert {s: p["sha256"] for s, p in prov["parts"].items()} == {s: file_sha256(f) for s, f in files.items()}
+    audit = json.loads((tmp_path / "run" / "split_audit.json").read_text())
+    assert {s: v["n_images"] for s, v in audit["splits"].items()} == {"train": 48, "val": 16, "test": 16}
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["test"]["n"] == 16 and np.isfinite(m["test"]["srcc"])
+    # eat-evaluate on the model folder alone, its data given by the config: the part files again, not the run's split
+    shutil.copytree(tmp_path / "run" / "model", tmp_path / "alone" / "model")
+    cli(["--weights", tmp_path / "alone" / "model", "--config", tmp_path / "run" / "config.yaml", "--split", "test",
+         "--out", tmp_path / "eval"], exe="eat-evaluate")
+    ev = json.loads((tmp_path / "eval" / "metrics_test.json").read_text())
+    assert ev["n"] == 16 and ev["srcc"] == pytest.approx(m["test"]["srcc"], abs=1e-6)
+
+
 def test_kill_and_resume_equals_uninterrupted(synth, run_a, tmp_path):
     out = tmp_path / "b"
     # 6 steps an epoch; checkpoints at steps 4, 6 (epoch end), 8; SIGKILL before step 9 (middle of epoch 2)
