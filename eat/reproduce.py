@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                     "all: also its extended tables (the cpu scale's part 3: factorial, damping, exploration, 6 epochs, "
                     "Optuna-tuned arms; at most 8 hours on 2 cores)")
     ap.add_argument('--ava-txt', default='', help='paper scale: AVA.txt')
+    ap.add_argument('--ava-parts', nargs=3, metavar=('TRAIN', 'VAL', 'TEST'), default=None,
+                    help="paper scale, instead of --ava-txt: the original EAT/TANet code's per-part CSVs "
+                    "(image_id,score2..score11,tag1..tag3), trained on their own parts")
     ap.add_argument('--ava-images', default='', help='paper scale: the AVA image folder')
     ap.add_argument('--ava-test-list', default='', help='paper scale: AVA\'s generic_test.jpgl for the official protocol '
                     '(default: the paper\'s random 90/5/5 split)')
@@ -193,10 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     try: get_scale(a.scale)
     except ValueError as e: print(f'eat-reproduce: {e}', file=sys.stderr); return 2
     if a.workers < 1: print(f'eat-reproduce: --workers {a.workers} must be >= 1.', file=sys.stderr); return 2
-    extra = ({'AVA_TXT': a.ava_txt, 'AVA_IMAGES': a.ava_images, 'AVA_TEST_LIST': a.ava_test_list}
+    extra = ({'AVA_TXT': a.ava_txt, 'AVA_IMAGES': a.ava_images, 'AVA_TEST_LIST': a.ava_test_list,
+              'AVA_PARTS': ','.join(a.ava_parts or [])}
              if a.scale == 'paper' else None)
-    if a.scale == 'paper' and not (a.ava_txt and a.ava_images):
-        print('eat-reproduce: the paper scale needs your AVA files: --ava-txt AVA.txt --ava-images DIR.', file=sys.stderr)
+    if a.scale == 'paper' and not ((a.ava_txt or a.ava_parts) and a.ava_images):
+        print('eat-reproduce: the paper scale needs your AVA files: --ava-txt AVA.txt (or the original code\'s part '
+              'files: --ava-parts TRAIN VAL TEST) and --ava-images DIR.', file=sys.stderr)
         return 2
     s = reproduce(a.scale, a.out, a.workers, a.only, extra, report=not a.no_report, report_only=a.report_only,
                   extended=a.tables == 'all', rerun=a.rerun)

@@ -94,10 +94,12 @@ def with_files(s: Scale, # a scale
                labels: str = '', # its label file (AVA.txt); '' keeps the scale's
                images: str = '', # its image folder; '' keeps the scale's
                test_list: str = '', # AVA's official test list (generic_test.jpgl): the official protocol; '' keeps
+               parts: str = '', # the original code's train,val,test CSVs, comma-separated: their parts, no new split
               ) -> Scale:
-    "The scale with its data set's label file, image folder and official test list replaced."
+    "The scale with its data set's label file (or the original code's part files), image folder and official test list replaced."
     d = s.base.data
-    data = replace(d, labels=labels or d.labels, root=images or d.root, test_list=test_list or d.test_list)
+    kind, labels = ('ava_parts', parts) if parts else (d.kind, labels or d.labels)
+    data = replace(d, kind=kind, labels=labels, root=images or d.root, test_list=test_list or d.test_list)
     return replace(s, base=replace(s.base, data=data))
 
 # %% ../nbs/08_study.ipynb #1b2d082a

@@ -157,3 +157,22 @@ def test_paper_scale_resolves_and_takes_one_step(tmp_path):
     log = pd.read_csv(tmp_path / 'run/log.csv')
     assert log.epoch.tolist() == [1] and log.train_loss.notna().all()
     assert res['epochs'] == 1
+
+
+def test_paper_scale_takes_the_original_part_files(tmp_path):
+    "eat-reproduce --scale paper --ava-parts TRAIN VAL TEST: the runs read the original code's CSVs and keep their parts."
+    from eat.data import read_ava, write_ava_parts
+    from eat.loaders import build_data
+    from eat.synth import make_synthetic_ava
+    ava = make_synthetic_ava(tmp_path / 'ava', n=30, size=64, seed=0, progress=False)
+    t = read_ava(ava / 'AVA.txt', ava / 'images')
+    t['split'] = ['train'] * 18 + ['val'] * 6 + ['test'] * 6
+    files = write_ava_parts(t, tmp_path / 'parts')
+    parts = ','.join(str(files[p]) for p in ('train', 'val', 'test'))
+    scale = with_files(get_scale('paper'), images=str(ava / 'images'), parts=parts)
+    cfg = run_config(scale, 'eat')
+    assert (cfg.data.kind, cfg.data.labels) == ('ava_parts', parts)
+    small = replace(cfg, model='eat_micro', init='', data=replace(cfg.data, num_workers=0))
+    data = build_data(small, tmp_path / 'run')
+    assert (len(data.train), len(data.val), len(data.test)) == (18, 6, 6)  # their parts, not a new 90/5/5 split
+    assert R.main(['--scale', 'paper', '--ava-images', str(ava / 'images')]) == 2  # neither AVA.txt nor the parts
