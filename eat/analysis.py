@@ -16,8 +16,8 @@ from scipy.stats import bootstrap
 from .files import git_commit, read_json, write_json
 from .stats import (Estimate, Paired, background_weight, background_weight_estimate, hierarchical_bootstrap, holm,
                        srcc_rows, summarise_draws)
-from .study import (DAT_TUNED, HEAD, NO_RULE, PART3, RULE_ONLY, TUNED, ZERO_SHOT, _other_init, damping_label, explore_label,
-                       get_scale, init_label, load_results, long_label)
+from .study import (DAT_TUNED, HEAD, NO_RULE, RULE_ONLY, TUNED, ZERO_SHOT, _other_init, damping_label, explore_label,
+                       get_scale, init_label, load_results, long_label, reference)
 
 # %% auto #0
 __all__ = ['NO_FACTORS', 'FACTOR_COLUMNS', 'ATTENTION_IMAGES', 'PREDICTION_COLUMNS', 'ARM_METRIC_NAMES', 'MEASURES',
@@ -393,7 +393,7 @@ def _holm(entries: dict) -> dict:
 # %% ../nbs/09a_analysis.ipynb #c0aa2004
 def factorial_members(s) -> dict:
     "Table 2's family: the main effects of interest points and of the offset rule, and their interaction, on D and I."
-    e, r, p, d = PART3['EAT'], RULE_ONLY, NO_RULE, PART3['DAT']
+    e, r, p, d = reference(s, 'EAT'), RULE_ONLY, NO_RULE, reference(s, 'DAT')
     effects = {'interest_points': ('main effect of interest points, 1/2 [(EAT - rule only) + (interest points only - DAT)]',
                                    {e: .5, r: -.5, p: .5, d: -.5}),
                'rule': ('main effect of the offset rule, 1/2 [(EAT - interest points only) + (rule only - DAT)]',
@@ -465,7 +465,7 @@ def part3(results_dir: str | Path, # a results folder written by `collect`
     "summary.json's part-3 entries: reproduction, factorial, damping, explore, long, tuned and verdicts."
     s, d = get_scale(scale), Path(results_dir)
     n, kw = len(s.seeds), dict(n_boot=n_boot)
-    e3, d3 = PART3['EAT'], PART3['DAT']
+    e3, d3 = reference(s, 'EAT'), reference(s, 'DAT')
     out = dict(reproduction=reproduction(d), factorial=family(d, factorial_members(s), n, **kw),
                damping=family(d, against({f'damping{v:g}': damping_label(s, v) for v in s.dampings
                                           if damping_label(s, v) not in ('EAT', damping_label(s, 1.0))}, e3), n, **kw),

@@ -24,9 +24,10 @@ from .train import final_rule, run_model, train
 
 # %% auto #0
 __all__ = ['SCALES', 'HEAD', 'MODEL_LABELS', 'TUNED', 'DAT_TUNED', 'ZERO_SHOT', 'NO_RULE', 'ALWAYS', 'BATCH_MEAN', 'RULE_ONLY',
-           'CHECK', 'PART3', 'Scale', 'get_scale', 'with_files', 'long_label', 'init_label', 'damping_label',
-           'explore_label', 'tables', 'run_config', 'Run', 'plan', 'subset_metrics', 'evaluate_initial',
-           'run_and_record', 'data_root', 'shared_data_root', 'train_trial', 'load_results', 'background_share']
+           'CHECK', 'PART3', 'Scale', 'get_scale', 'with_files', 'reference', 'long_label', 'init_label',
+           'damping_label', 'explore_label', 'tables', 'run_config', 'Run', 'plan', 'subset_metrics',
+           'evaluate_initial', 'run_and_record', 'data_root', 'shared_data_root', 'train_trial', 'load_results',
+           'background_share']
 
 # %% ../nbs/08_study.ipynb #15f4f7c1
 @dataclass
@@ -47,6 +48,7 @@ class Scale:
     extended: tuple = ()  # tables run only with `eat-reproduce --tables all` (the cpu scale's part-3 ablations)
     long_epochs: int = 0  # the exploitation arms' length in epochs, DAT and EAT (0: no such arms)
     batch_mean: bool = True  # the ablation's row with the released code's batch-mean interest points
+    part3_reruns: bool = False  # part 3 reruns DAT and EAT for its own tables (cpu: part 2's did not reproduce elsewhere)
 
     @property
     def dataset(self) -> str: return self.base.data.kind
@@ -69,7 +71,7 @@ SCALES: dict[str, Scale] = {
                                         model_overrides={'window_sizes': [4, 4, 4, 2], 'interest_init': 'grid'},
                                         data=DataConfig(**_SYNTH, synth_n=96, synth_size=64, img_size=64)),
                    'dat_micro_hybrid', baselines=['convnext_cpu'], seeds=[0], dampings=[0.0, 0.25, 1.0],
-                   explore_sweep=[0, 1, -1], trials=2, trial_epochs=1, head_epochs=1, long_epochs=3),
+                   explore_sweep=[0, 1, -1], trials=2, trial_epochs=1, head_epochs=1, long_epochs=3, part3_reruns=True),
     'cpu': Scale('cpu', TrainConfig(name='cpu', **dict(_SMALL, lr=1e-4, warmup_epochs=0.25), min_lr=1e-5, epochs=3,
                                     explore_epochs=2, model_overrides={'window_sizes': [4, 4, 4, 2], 'drop_path_rate': 0.0,
                                                                        'interest_init': 'grid'},
@@ -78,7 +80,7 @@ SCALES: dict[str, Scale] = {
                                                     synth_n=20000, synth_size=128, img_size=128)),
                  'dat_micro_hybrid', baselines=['swin_cpu', 'convnext_cpu', 'resnet50_cpu'], seeds=[0, 1, 2, 3],
                  dampings=[0.1, 0.25, 0.5, 1.0], explore_sweep=[0, 1, 2, -1], trials=6, trial_epochs=3, head_epochs=2,
-                 head_lr=3e-3, long_epochs=6, batch_mean=False, cut={'baselines': _CUT_BASELINES},
+                 head_lr=3e-3, long_epochs=6, batch_mean=False, part3_reruns=True, cut={'baselines': _CUT_BASELINES},
                  extended=('check', 'ablation', 'damping', 'explore', 'long', 'optuna', 'tuned')),
     'paper': Scale('paper', CONFIGS['paper'], 'dat_base', baselines=['swin_t', 'convnext_t', 'resnet50'],
                    explore_sweep=[0, 5, 10, -1], trials=20, trial_epochs=5),
@@ -114,6 +116,10 @@ RULE_ONLY = "DAT + offset rule (DAT's fixed grid, no interest points)"
 CHECK = 'DAT, seed-0 rerun (the reproduction check)'
 PART3 = {'DAT': 'DAT (part-3 rerun)', 'EAT': 'EAT (part-3 rerun)'}  # part 3's own DAT and EAT: the reuse rule failed
 
+def reference(s: Scale, row: str) -> str:
+    "The row part 3's tables compare with: DAT or EAT, or the scale's part-3 rerun of it where part 2's is not reused."
+    return PART3.get(row, row) if s.part3_reruns else row
+
 def long_label(s: Scale, model: str) -> str:
     "The row of the exploitation arm of `model` ('dat' | 'eat'), trained for `s.long_epochs` epochs."
     return f"{MODEL_LABELS[model]}, {s.long_epochs} epochs"
@@ -140,7 +146,7 @@ _TABLE_RUNS = {'table1b_baselines': 'baselines', 'table2_ablation': 'ablation', 
 
 def tables(s: Scale) -> list[tuple[str, str, list[str]]]:
     "The study's tables of configurations at scale `s`, without what it cuts: (file name, title, row labels)."
-    p3 = lambda rows: [PART3.get(r, r) for r in rows]  # part 3's tables compare with its own reruns of DAT and EAT
+    p3 = lambda rows: [reference(s, r) for r in rows]  # part 3's tables compare with its own reruns of DAT and EAT
     t = [('table1_main', 'Table 1: main comparison (test split; every row starts from the same pretrained backbone)',
           [ZERO_SHOT, *([HEAD] if s.head_epochs else []), 'DAT', 'EAT', init_label(s, _other_init(s))]),
          ('table1b_baselines', 'Table 1b: timm baselines trained from scratch (no pretrained backbone: not comparable '
@@ -242,9 +248,9 @@ def plan(scale: str, # smoke | cpu | paper
         runs.append(Run('attention', 'figures', 'attention_figures.ipynb', dict(SCALE=scale, EAT_RUN=ab[0], DAT_RUN=ab[1]),
                         ab, ab, 0.4))
     arm('check', 'dat', CHECK, s.seeds[0], MODEL='dat')  # part 3 starts by rerunning part 2's DAT seed 0
-    for seed in s.seeds:  # part 3's own DAT and EAT first (the reuse rule failed), then the factorial's two new cells
+    for seed in s.seeds if s.part3_reruns else []:  # part 3's own DAT and EAT first (the reuse rule failed)
         arm('ablation', 'dat', PART3['DAT'], seed, MODEL='dat'); arm('ablation', 'eat', PART3['EAT'], seed, MODEL='eat')
-    for seed in s.seeds:
+    for seed in s.seeds:  # the factorial's two new cells
         arm('ablation', 'rule', RULE_ONLY, seed, MODEL='eat', INTEREST_POINTS=False)
         arm('ablation', 'ip', NO_RULE, seed, MODEL='eat', DAMPING=1.0)
         if s.batch_mean: arm('ablation', 'batch', BATCH_MEAN, seed, MODEL='eat', REFERENCE_POOLING='batch')
