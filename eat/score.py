@@ -62,6 +62,8 @@ class _Files(Dataset):
     def __getitem__(self, i):
         try: return i, self.transform(open_image(self.paths[i], getattr(self.transform, 'load_size', None), **self.kw)), ''
         except BadImageError as e: return i, None, f'{e.reason}: {e.detail or e}'
+        except MemoryError: raise
+        except Exception as e: return i, None, f'transform: {type(e).__name__}: {e}'  # decoded, but this file's resize failed
 
 def _collate(items): return items
 
