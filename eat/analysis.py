@@ -341,7 +341,7 @@ def convergence_table(results_dir: str | Path, rows: list[str]) -> pd.DataFrame:
               if len(v) > 1 and np.ptp(v) > 0 else (np.nan, np.nan))
         out.append({'arm': r, 'epoch': int(e), 'seeds': len(v), 'val SRCC': round(float(v.mean()), 4),
                     'ci95 low': round(float(ci[0]), 4), 'ci95 high': round(float(ci[1]), 4)})
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=['arm', 'epoch', 'seeds', 'val SRCC', 'ci95 low', 'ci95 high'])  # columns even when empty
 
 # %% ../nbs/09a_analysis.ipynb #a7cc2fa8
 def step0_difference(runs_root: str | Path, # experiments/runs/<scale>

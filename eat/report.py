@@ -187,8 +187,9 @@ def build_report(runs_root: str | Path | None, # experiments/runs/<scale> (None:
              f'from the committed result files in this folder (`eat-reproduce --scale {scale} --report-only`).\n',
              verdict_paragraph(summ) + '\n', part3_paragraph(summ, s) + '\n']
     if s.cut: parts.append('Cut at this scale: ' + '; '.join(f'{k} ({v})' for k, v in s.cut.items()) + '.\n')
+    built = {}
     for fname, title, configs in tables(s):
-        t = summarise(runs, configs, arms)
+        t = built[fname] = summarise(runs, configs, arms)
         t.to_csv(out / f'{fname}.csv', index=False)
         extended = {r.table for r in plan(scale, True)} - {r.table for r in plan(scale)}
         parts.append(markdown_table(t, title, head) if len(t) else
@@ -225,7 +226,7 @@ def build_report(runs_root: str | Path | None, # experiments/runs/<scale> (None:
         parts.append(markdown_table(conv, 'Table 5: validation SRCC per epoch (mean over seeds, 95% interval over seeds)', head))
         _convergence_figure(conv, out / 'fig_convergence.png'); parts.append('![convergence](fig_convergence.png)\n')
     for fname in sorted({'table3a_damping', 'table3b_explore'} & {f for f, _, _ in tables(s)}):  # sorted: a stable order
-        t, label = pd.read_csv(out / f'{fname}.csv'), fname.split('_')[1]
+        t, label = built[fname], fname.split('_')[1]  # the table as built (an empty one has no columns to read back)
         if len(t) and 'SRCC' in t:
             mean = t.SRCC.astype(str).str.split(' ').str[0].astype(float)
             fig, ax = plt.subplots(figsize=(6, 3)); ax.barh(t.configuration, mean); ax.set_xlabel('test SRCC (mean)')
