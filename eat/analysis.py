@@ -522,7 +522,7 @@ def summarise_study(results_dir: str | Path, # a results folder written by `coll
     zs = next((hist[(hist.row == r) & (hist.epoch == 0)].val_srcc for r in (HEAD, 'DAT')
                if ((hist.row == r) & (hist.epoch == 0)).any()), pd.Series(dtype=float))
     out = dict(scale=scale, dirty=any(c_.endswith('+dirty') for c_ in commits), commits=commits,
-               analysis_commit=git_commit(),  # the code that computed this file from the committed results
+               analysis_commit=git_commit(exclude='experiments/results'),  # the code, not the results it is rewriting
                test_images=int(len(imgs)), background_sensitive_test_images=int(imgs.bg_sensitive.sum()),
                seeds={r: int(g.seed.nunique()) for r, g in runs.groupby('config')},
                primary=c['primary'], secondary=c['secondary'], holm_family=c['holm_family'],

@@ -63,15 +63,18 @@ def _git(*args: str) -> str:
     here = Path(eat.__file__).resolve().parent
     return subprocess.run(['git', *args], cwd=here, capture_output=True, text=True, timeout=20).stdout.strip()
 
-def git_state() -> dict:
+def git_state(exclude: str = '', # a folder whose changes do not count (the results an analysis is rewriting)
+             ) -> dict:
     "The package checkout's `commit`, whether it is `dirty` (tracked files changed) and the sha256 of that diff."
     try:
-        sha, diff = _git('rev-parse', '--short', 'HEAD'), _git('diff', 'HEAD')
+        sha = _git('rev-parse', '--short', 'HEAD')
+        diff = _git('diff', 'HEAD', *(['--', ':/', f':(exclude,top){exclude}'] if exclude else []))
         return {'commit': sha or 'unknown', 'dirty': bool(diff),
                 'diff_sha256': hashlib.sha256(diff.encode()).hexdigest()[:16] if diff else ''}
     except (OSError, subprocess.SubprocessError): return {'commit': 'unknown', 'dirty': False, 'diff_sha256': ''}
 
-def git_commit() -> str:
+def git_commit(exclude: str = '', # a folder whose changes do not count
+              ) -> str:
     "The checkout's commit, with '+dirty' when tracked files have uncommitted changes, or 'unknown'."
-    s = git_state()
+    s = git_state(exclude)
     return s['commit'] + ('+dirty' if s['dirty'] else '')
