@@ -372,6 +372,7 @@ def family(results_dir: str | Path, # a results folder written by `collect`
            seeds: int, # paired seeds every arm must have
            n_boot: int = 4000, # bootstrap resamples
            seed: int = 0, # resampling seed
+           adjust: bool = True, # Holm-adjust here (False: the caller adds more members to the family first)
           ) -> dict:
     "A Holm family of contrasts, each with estimate, ci95, p, p_holm, mde80 and its verdict (or why it is missing)."
     arms = sorted({a for _, w, _ in members.values() for a in w})
@@ -381,7 +382,7 @@ def family(results_dir: str | Path, # a results folder written by `collect`
     except ValueError as e: return {k: dict(contrast=d, estimate=None, reason=f'not measured yet: {e}') for k, (d, _, _) in members.items()}
     est = P.contrasts({k: (w, m) for k, (_, w, m) in members.items()}, n_boot, seed)
     out = {k: dict(contrast=members[k][0], **_est(e), seeds=got) for k, e in est.items()}
-    return _holm(out)
+    return _holm(out) if adjust else out
 
 def _holm(entries: dict) -> dict:
     "Holm-adjust a family's measured p values and add each one's verdict line."
@@ -490,7 +491,7 @@ def _long(d: Path, s, n: int, n_boot: int) -> dict:
     "Table 5b's family: EAT - DAT at the long length on D (net gain) and I, epochs to threshold, mean validation SRCC."
     e, a = long_label(s, 'eat'), long_label(s, 'dat')
     out = family(d, {'net_gain_D': (f'{e} - {a}, {MEASURES["D"]} (the net-gain claim)', {e: 1, a: -1}, 'D'),
-                     'net_gain_I': (f'{e} - {a}, {MEASURES["I"]}', {e: 1, a: -1}, 'I')}, n, n_boot)
+                     'net_gain_I': (f'{e} - {a}, {MEASURES["I"]}', {e: 1, a: -1}, 'I')}, n, n_boot, adjust=False)
     hist = pd.read_csv(d / 'history.csv')
     ce, ca = curve_endpoints(hist, e), curve_endpoints(hist, a)
     both = sorted(set(ce.index) & set(ca.index))
@@ -500,7 +501,6 @@ def _long(d: Path, s, n: int, n_boot: int) -> dict:
                        p_signflip=round(sign_flip_p(ce.loc[both, k].to_numpy() - ca.loc[both, k].to_numpy()), 4))
                   if len(both) >= max(n, 2) else dict(contrast=t, estimate=None,
                                                       reason=f'not measured: {len(both)} of {n} paired seeds (at least 2)'))
-    for v in out.values(): v.pop('p_holm', None); v.pop('verdict', None)
     return _holm(out)
 
 

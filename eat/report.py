@@ -187,11 +187,10 @@ def build_report(runs_root: str | Path | None, # experiments/runs/<scale> (None:
              f'from the committed result files in this folder (`eat-reproduce --scale {scale} --report-only`).\n',
              verdict_paragraph(summ) + '\n', part3_paragraph(summ, s) + '\n']
     if s.cut: parts.append('Cut at this scale: ' + '; '.join(f'{k} ({v})' for k, v in s.cut.items()) + '.\n')
-    built = {}
+    built, extended = {}, {r.table for r in plan(scale, True)} - {r.table for r in plan(scale)}
     for fname, title, configs in tables(s):
         t = built[fname] = summarise(runs, configs, arms)
         t.to_csv(out / f'{fname}.csv', index=False)
-        extended = {r.table for r in plan(scale, True)} - {r.table for r in plan(scale)}
         parts.append(markdown_table(t, title, head) if len(t) else
                      f'### {title}\n\n(no runs yet{": `make reproduce TABLES=all` runs them" if extended else ""})\n')
         if fname in FAMILIES and summ.get(FAMILIES[fname]):
