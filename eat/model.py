@@ -343,7 +343,7 @@ class EAT(nn.Module):
 
     def __prepare_scriptable__(self):
         raise RuntimeError("EAT does not compile with TorchScript (torch.jit.script); see docs/differences.md. "
-                           "Use torch.compile, torch.export (eat.export writes ONNX from it) or torch.fx instead.")
+                           "Use torch.compile, torch.export or ONNX (both written by eat.export), or torch.fx instead.")
 
 # %% ../nbs/03_model.ipynb #unwrapcd
 def unwrap(model: nn.Module) -> nn.Module:
