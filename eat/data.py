@@ -23,10 +23,10 @@ from .labelfiles import read_label_text, read_rows, to_numbers
 
 # %% auto #0
 __all__ = ['SCORE_BINS', 'DIST_COLS', 'BASE_COLS', 'AVA_COLS', 'SYNTH_FACTORS', 'MAX_VOTES', 'IMAGE_EXTS', 'PYIQA_SPLITS',
-           'READERS', 'SPLITS', 'AVA_PART_VOTES', 'file_sha256', 'read_ava', 'read_synthetic', 'read_tad66k',
-           'read_aadb', 'read_csv_labels', 'read_flickr_aes', 'normalise_id', 'read_id_list', 'read_pyiqa_ava',
-           'make_split', 'split_from_file', 'check_leakage', 'save_split', 'load_split', 'official_split', 'part_files',
-           'read_ava_parts', 'parts_split', 'write_ava_parts']
+           'READERS', 'SPLITS', 'SPLIT_WORDS', 'AVA_PART_VOTES', 'file_sha256', 'read_ava', 'read_synthetic',
+           'read_tad66k', 'read_aadb', 'read_csv_labels', 'read_flickr_aes', 'normalise_id', 'read_id_list',
+           'read_pyiqa_ava', 'make_split', 'split_from_file', 'check_leakage', 'save_split', 'load_split',
+           'official_split', 'split_from_name', 'part_files', 'read_ava_parts', 'parts_split', 'write_ava_parts']
 
 # %% ../nbs/04_data.ipynb #12783270
 SCORE_BINS = np.arange(1, 11)  # the 10 score values AVA voters choose from; a distribution's mean score is p @ SCORE_BINS
@@ -421,6 +421,17 @@ def official_split(table: pd.DataFrame,  # the common table (a pyiqa table bring
     if isinstance(test_list, (str, Path)): out.attrs["test_list_sha256"] = file_sha256(test_list)
     return out
 
+# %% ../nbs/04_data.ipynb #splitwcd
+SPLIT_WORDS = {"train": ("train", "training", "trn"), "val": ("val", "valid", "validation", "dev"),
+               "test": ("test", "testing", "tst")}  # words of a file name (or a split cell) that name a part
+
+def split_from_name(path: str | Path,  # a split file
+                   ) -> str | None:
+    "The part a file name announces (`train.csv`, `ILGnet_val.txt`, `generic_test.jpgl`), or None."
+    words = set(re.split(r"[^a-z]+", Path(path).stem.lower()))
+    found = [s for s, ws in SPLIT_WORDS.items() if words & set(ws)]
+    return found[0] if len(found) == 1 else None
+
 # %% ../nbs/04_data.ipynb #d4077574
 AVA_PART_VOTES = [f"score{k}" for k in range(2, 12)]  # the part files' vote counts: score{k + 1} counts the votes for k
 _PART_HEAD = "image_id,score2,...,score11[,tag1,tag2,tag3]"
@@ -429,7 +440,6 @@ def part_files(labels: str | Path | Sequence,  # "train.csv,val.csv,test.csv", a
               ) -> dict[str, Path]:
     "The train, val and test files of the original code's part CSVs, checked to exist."
     if isinstance(labels, (str, Path)) and Path(labels).is_dir():
-        from eat.splits import split_from_name
         found = {}
         for f in sorted(Path(labels).glob("*.csv")): found.setdefault(split_from_name(f), []).append(f)
         if any(len(found.get(s, [])) != 1 for s in SPLITS):

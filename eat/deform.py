@@ -9,10 +9,13 @@ from typing import Literal
 
 import torch
 import torch.nn as nn
+import torch.fx
 import torch.nn.functional as F
 from timm.layers import trunc_normal_
 
-from .layers import masked_attention
+from .layers import check_map_size, masked_attention
+
+torch.fx.wrap('check_map_size'); torch.fx.wrap('masked_attention')  # FX keeps these calls whole here too
 
 # %% auto #0
 __all__ = ['uniform_grid', 'offset_rule', 'sample_bilinear', 'relative_bias_matmul', 'LayerNormChannels', 'DeformableAttention',
@@ -178,15 +181,13 @@ class DeformableAttention(nn.Module):
         ref = self._linear(x, self.ref_point14)  # B x H x W x 2
         if self.reference_pooling == 'batch': ref = ref.mean(0, keepdim=True).expand(B, -1, -1, -1)
         if self.interest_init == 'grid': ref = ref + self.grid_logit.to(ref.dtype)
-        return ref.tanh().unsqueeze(1).expand(-1, g, -1, -1, -1).reshape(B * g, *ref.shape[1:])
+        return ref.tanh().unsqueeze(1).expand(-1, g, -1, -1, -1).flatten(0, 1)
 
     def forward(self, x: torch.Tensor, # B x H x W x C block input (after LayerNorm)
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]: # output, sampling positions, reference points
         "Attend from every position to keys sampled around the reference points."
+        x = check_map_size(x, self.q_size, 'Deformable')
         B, H, W, C = x.shape
-        if (H, W) != self.q_size:
-            raise ValueError(f"Deformable block built for a {self.q_size} map got {(H, W)}: "
-                             f"the input image size must be the configured img_size.")
         g, Hk, Wk = self.n_groups, *self.kv_size
         n = Hk * Wk
         q = self._linear(x, self.proj_q)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from timm.layers import DropPath, trunc_normal_
+import torch.fx
+from timm.layers import DropPath, register_notrace_function, trunc_normal_
 
 # %% auto #0
-__all__ = ['LayerNormProxy', 'ConvNorm', 'TransformerMLP', 'TransformerMLPWithConv', 'relative_position_index',
-           'masked_attention', 'LocalAttention', 'shifted_window_mask', 'ShiftWindowAttention', 'ConvBlock',
-           'ConvStage']
+__all__ = ['LayerNormProxy', 'ConvNorm', 'TransformerMLP', 'TransformerMLPWithConv', 'relative_position_index', 'check_map_size',
+           'check_windows', 'masked_attention', 'LocalAttention', 'shifted_window_mask', 'ShiftWindowAttention',
+           'ConvBlock', 'ConvStage']
 
 # %% ../nbs/01_layers.ipynb #fe71bc17
 class LayerNormProxy(nn.Module):
@@ -102,7 +103,34 @@ def _window_merge(x: torch.Tensor, H: int, W: int, wh: int, ww: int) -> torch.Te
     x = x.view(B, H // wh, W // ww, wh, ww, C).permute(0, 1, 3, 2, 4, 5)
     return x.reshape(B, H, W, C)
 
+# %% ../nbs/01_layers.ipynb #fxchkcd
+@register_notrace_function  # timm's FX tracer keeps it whole
+@torch.fx.wrap  # so does torch.fx itself (torchvision's create_feature_extractor)
+def check_map_size(x: torch.Tensor, # B x H x W x C channels-last map
+                   size: tuple[int, int], # the (H, W) the block was built for
+                   block: str, # the block's name for the error, e.g. 'Deformable'
+                  ) -> torch.Tensor:
+    "`x` itself, once its map size is the one the block was built for."
+    if tuple(x.shape[1:3]) != tuple(size):
+        raise ValueError(f"{block} block built for a {tuple(size)} map got {tuple(x.shape[1:3])}: "
+                         f"the input image size must be the configured img_size.")
+    return x
+
+@register_notrace_function  # timm's FX tracer keeps it whole
+@torch.fx.wrap  # so does torch.fx itself
+def check_windows(x: torch.Tensor, # B x H x W x C channels-last map
+                  window: tuple[int, int], # window (height, width) that must tile the map
+                 ) -> torch.Tensor:
+    "`x` itself, once the window tiles its map exactly."
+    (H, W), (wh, ww) = x.shape[1:3], window
+    if H % wh or W % ww:
+        raise ValueError(f"Feature map {H}x{W} is not divisible by the window size {wh}x{ww}: "
+                         f"use an image size whose feature maps are multiples of the window.")
+    return x
+
 # %% ../nbs/01_layers.ipynb #9a11ee77
+@register_notrace_function  # its branch reads the mask's requires_grad: FX keeps the call whole
+@torch.fx.wrap
 def masked_attention(q: torch.Tensor, # ... x heads x N x d queries
                      k: torch.Tensor, # ... x heads x M x d keys
                      v: torch.Tensor, # ... x heads x M x d values
@@ -142,11 +170,9 @@ class LocalAttention(nn.Module):
 
     def _attend(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         "Attention over windows of a channels-last map with an additive bias broadcastable to nW x heads x N x N."
+        x = check_windows(x, self.window_size)
         B, H, W, C = x.shape
         wh, ww = self.window_size
-        if H % wh or W % ww:
-            raise ValueError(f"Feature map {H}x{W} is not divisible by the window size {wh}x{ww}: "
-                             f"use an image size whose feature maps are multiples of the window.")
         xw = _window_partition(x, wh, ww)
         nW, N, h = xw.shape[1], xw.shape[2], self.heads
         # 4-d (windows x heads x N x d) with a 4-d mask: the layout of PyTorch's fused CPU kernel (5-d runs unfused)
@@ -192,10 +218,7 @@ class ShiftWindowAttention(LocalAttention):
                              persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[1:3]) != self.fmap_size:
-            raise ValueError(f"Shifted-window block built for a {self.fmap_size} map got {tuple(x.shape[1:3])}: "
-                             f"the input image size must be the configured img_size.")
-        s = self.shift_size
+        x, s = check_map_size(x, self.fmap_size, 'Shifted-window'), self.shift_size
         x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
         x = self._attend(x, self._bias().unsqueeze(0) + self.attn_mask.unsqueeze(1))  # nW x heads x N x N
         return torch.roll(x, shifts=(s, s), dims=(1, 2))

@@ -6,16 +6,20 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import torch
 import torch.nn as nn
+import torch.fx
 import torch.nn.functional as F
 import torch.utils.checkpoint
 from fastcore.basics import patch
-from timm.layers import DropPath
+from safetensors.torch import load_file
+from timm.layers import DropPath, register_notrace_function
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
@@ -24,10 +28,11 @@ from .layers import (ConvNorm, ConvStage, LayerNormProxy, LocalAttention, ShiftW
 from .checkpoints import checkpoint_filter_fn, load_into, read_state_dict
 from .deform import DeformableAttention, set_exploration
 from .data import SCORE_BINS
+from .files import read_json
 
 # %% auto #0
-__all__ = ['VARIANTS', 'default_cfgs', 'EATConfig', 'TransformerStage', 'EATOutput', 'EAT', 'unwrap', 'read_official_config',
-           'create_model', 'variant_name', 'count_params_macs']
+__all__ = ['VARIANTS', 'default_cfgs', 'EATConfig', 'TransformerStage', 'EATOutput', 'check_image', 'EAT', 'unwrap',
+           'read_official_config', 'create_model', 'variant_name', 'count_params_macs']
 
 # %% ../nbs/03_model.ipynb #40cd873c
 @dataclass
@@ -183,10 +188,27 @@ class EATOutput:
 
 torch.export.register_dataclass(EATOutput)
 
+# %% ../nbs/03_model.ipynb #chkimgcd
+@register_notrace_function  # timm's FX tracer keeps it whole
+@torch.fx.wrap  # so does torch.fx itself (torchvision's create_feature_extractor)
+def check_image(x: torch.Tensor, # images
+                in_chans: int, # channels the model takes
+                img_size: int, # side the model takes
+               ) -> torch.Tensor:
+    "`x` itself, once it is a batch of `in_chans x img_size x img_size` images."
+    c, s = in_chans, img_size
+    if x.ndim != 4 or x.shape[1] != c or x.shape[2] != s or x.shape[3] != s:
+        raise ValueError(f"EAT expects images of shape B x {c} x {s} x {s} (its img_size), got {tuple(x.shape)}: "
+                         f"resize inputs to {s} px (eat's transforms do) or build the model with img_size=... "
+                         f"(weights of another size load: their position tables are resized).")
+    return x
+
 # %% ../nbs/03_model.ipynb #3fc12081
 class EAT(nn.Module):
     "EAT: DAT v1 whose deformable blocks use learned interest points and the exploration offset rule."
     def __init__(self, cfg: EATConfig | None = None, # a full configuration (else built from `kwargs`)
+                 device: torch.device | str | None = None, # where to build the tensors (timm's factory argument)
+                 dtype: torch.dtype | None = None, # their floating-point type (timm's factory argument)
                  **kwargs, # any `EATConfig` field by name, e.g. `dims=[...]`, `img_size=384, window_size=12`
                 ):
         super().__init__()
@@ -194,9 +216,14 @@ class EAT(nn.Module):
         if cfg.img_size % (cfg.patch_size * 8):
             raise ValueError(f"img_size={cfg.img_size} must be a multiple of 8 * patch_size = {cfg.patch_size * 8}.")
         self.cfg = cfg
+        with torch.device(device) if device is not None else nullcontext(): self._build(cfg)
+        if dtype is not None: self.to(dtype=dtype)
+
+    def _build(self, cfg: EATConfig):
+        "The modules and buffers of `cfg` (on the current default device)."
         stem_k, stem_p = (7, 3) if cfg.use_conv_patches else (cfg.patch_size, 0)
         self.patch_proj = ConvNorm(cfg.in_chans, cfg.dim_stem, stem_k, cfg.patch_size, stem_p, channels_last_in=False)
-        dpr = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths)).tolist()
+        dpr = torch.linspace(0, cfg.drop_path_rate, sum(cfg.depths), device='cpu').tolist()  # numbers, even on meta
         fmap, self.stages = cfg.img_size // cfg.patch_size, nn.ModuleList()
         for i in range(4):
             dim_in, dp = cfg.dim_stem if i == 0 else cfg.dims[i], dpr[sum(cfg.depths[:i]):sum(cfg.depths[:i + 1])]
@@ -221,22 +248,14 @@ class EAT(nn.Module):
     @property
     def in_chans(self) -> int: return self.cfg.in_chans
 
-    def _check_input(self, x: torch.Tensor):
-        s, c = self.cfg.img_size, self.cfg.in_chans
-        if x.ndim != 4 or x.shape[1] != c or x.shape[2] != s or x.shape[3] != s:
-            raise ValueError(f"EAT expects images of shape B x {c} x {s} x {s} (its img_size), got {tuple(x.shape)}: "
-                             f"resize inputs to {s} px (eat's transforms do) or build the model with img_size=... "
-                             f"(weights of another size load: their position tables are resized).")
-
     def _features(self, x: torch.Tensor) -> tuple[torch.Tensor, list, list]:
         "Images -> normalised final map (B x H x W x C), sampling positions and interest points of the D blocks."
-        self._check_input(x)
-        x = self.patch_proj(x)
+        x = self.patch_proj(check_image(x, self.cfg.in_chans, self.cfg.img_size))
         positions, references = [], []
         for i, stage in enumerate(self.stages):
+            if i: x = self.down_projs[i - 1](x)
             x, pos, ref = stage(x)
             positions += pos; references += ref
-            if i < 3: x = self.down_projs[i](x)
         return self.cls_norm(x), positions, references
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -246,23 +265,36 @@ class EAT(nn.Module):
     def forward_intermediates(self, x: torch.Tensor, # images
                               indices: int | list | None = None, # last n stages if int, all if None, else these
                               norm: bool = False, # apply the final norm to the last stage's output
-                              stop_early: bool = False, # stop after the last stage asked for (intermediates only)
+                              stop_early: bool = False, # stop after the last stage asked for
                               output_fmt: str = 'NCHW', # 'NCHW' or 'NHWC'
                               intermediates_only: bool = False, # return only the intermediates
                              ) -> list | tuple[torch.Tensor, list]:
         "Each chosen stage's output (timm's feature getter), and the final features unless `intermediates_only`."
         if output_fmt not in ('NCHW', 'NHWC'): raise ValueError(f"output_fmt={output_fmt!r}: use 'NCHW' or 'NHWC'.")
-        take, last = feature_take_indices(4, indices)
-        self._check_input(x)
-        x, out = self.patch_proj(x), []
-        for i, stage in enumerate(self.stages):
+        take, last = feature_take_indices(len(self.stages), indices)
+        x, out = self.patch_proj(check_image(x, self.cfg.in_chans, self.cfg.img_size)), []
+        stages, final = self.stages[:last + 1] if stop_early else self.stages, len(self.stages) - 1
+        for i, stage in enumerate(stages):
+            if i: x = self.down_projs[i - 1](x)
             x = stage(x)[0]
             if i in take:
-                y = self.cls_norm(x) if norm and i == 3 else x
+                y = self.cls_norm(x) if norm and i == final else x  # the final norm is sized for the last stage
                 out.append(y.permute(0, 3, 1, 2).contiguous() if output_fmt == 'NCHW' else y)
-            if intermediates_only and stop_early and i >= last: break
-            if i < 3: x = self.down_projs[i](x)
-        return out if intermediates_only else (self.cls_norm(x), out)
+        if intermediates_only: return out
+        return (self.cls_norm(x) if i == final else x), out
+
+    def prune_intermediate_layers(self, indices: int | list = 1, # the stages whose outputs are kept, as above
+                                  prune_norm: bool = False, # drop the final norm too
+                                  prune_head: bool = True, # drop the head (no classifier, no pooling)
+                                 ) -> list[int]:
+        "Drop the stages after the last one asked for (timm's feature getter does); returns their absolute indices."
+        take, last = feature_take_indices(len(self.stages), indices)
+        prune_end = last < len(self.stages) - 1
+        if prune_norm or prune_end: self.cls_norm = nn.Identity()  # sized for the last stage only
+        self.stages, self.down_projs = self.stages[:last + 1], self.down_projs[:last]
+        if prune_end: self.num_features = self.head_hidden_size = self.feature_info[last]['num_chs']
+        if prune_head or prune_end: self.reset_classifier(0, '')
+        return take
 
     def forward_head(self, x: torch.Tensor, # B x H x W x C features
                      pre_logits: bool = False, # return pooled features instead of logits
@@ -295,16 +327,9 @@ class EAT(nn.Module):
                              f"pass head={global_pool!r}.")
         self.cfg = replace(self.cfg, num_classes=num_classes, head=head,
                            global_pool=self.cfg.global_pool if global_pool is None else global_pool)
-        dev = self.cls_norm.norm.weight.device
-        self.cls_head = nn.Linear(self.cfg.dims[-1], num_classes).to(dev) if num_classes > 0 else nn.Identity()
-
-    @classmethod
-    def from_pretrained(cls, source: str | Path, # a model folder, `local-dir:DIR`, `hf-hub:ORG/NAME` or `ORG/NAME`
-                        **overrides, # config fields to change, e.g. img_size=448, window_size=12
-                       ) -> EAT:
-        "Load a model folder written by `eat.weights.save_pretrained` (or fetched from the Hub), at any input size."
-        from eat.weights import load_pretrained
-        return load_pretrained(source, **overrides)
+        w = self.patch_proj[0].weight  # the new head goes where the model is, in its dtype and mode
+        self.cls_head = (nn.Linear(self.num_features, num_classes, device=w.device, dtype=w.dtype) if num_classes > 0
+                         else nn.Identity()).train(self.training)
 
     def set_exploration(self, on: bool) -> int:
         "Offset rule on (exploration) or off (exploitation) in every D block."
@@ -315,6 +340,10 @@ class EAT(nn.Module):
         self.cfg = replace(self.cfg, grad_checkpointing=bool(enable))
         for s in self.stages:
             if isinstance(s, TransformerStage): s.grad_checkpointing = bool(enable)
+
+    def __prepare_scriptable__(self):
+        raise RuntimeError("EAT does not compile with TorchScript (torch.jit.script); see docs/differences.md. "
+                           "Use torch.compile, torch.export or ONNX (both written by eat.export), or torch.fx instead.")
 
 # %% ../nbs/03_model.ipynb #unwrapcd
 def unwrap(model: nn.Module) -> nn.Module:
@@ -357,6 +386,64 @@ def from_official(cls: EAT, config_yaml: str | Path, # original config file (YAM
     kwargs.update(overrides)
     model = cls(**kwargs)
     if checkpoint is not None: load_into(model, read_state_dict(checkpoint), Path(checkpoint).name, verbose)
+    return model.eval()
+
+# %% ../nbs/03_model.ipynb #folderRs
+_HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$')  # ORG/NAME, optionally @revision
+_FOLDER_FILES = ('config.json', 'model.safetensors')
+
+def _fetch_hub(repo: str) -> Path:
+    "Download a Hub model folder (config, weights, card) into huggingface_hub's cache; a clear error without network."
+    repo_id, _, revision = repo.partition('@')
+    try: from huggingface_hub import snapshot_download
+    except ImportError: raise ImportError(f"Loading {repo_id!r} from the Hugging Face Hub needs huggingface_hub: "
+                                          "pip install huggingface_hub.") from None
+    files = [*_FOLDER_FILES, 'README.md']
+    try: return Path(snapshot_download(repo_id, revision=revision or None, allow_patterns=files))
+    except Exception as e:
+        why = (str(e).strip().splitlines() or [''])[0][:200]
+        raise OSError(f"Could not fetch the model {repo_id!r} from the Hugging Face Hub ({type(e).__name__}: {why}). "
+                      f"Check the id and the network; on a machine without network, download the folder elsewhere "
+                      f"(hf download {repo_id} --local-dir DIR), copy it here and load DIR.") from e
+
+def _resolve_folder(source: str | Path) -> Path:
+    "The local folder behind a folder path, `local-dir:DIR`, `hf-hub:ORG/NAME` or `ORG/NAME`."
+    s = str(source)
+    if s.startswith('local-dir:'): s = s.removeprefix('local-dir:')
+    elif s.startswith('hf-hub:'): return _fetch_hub(s.removeprefix('hf-hub:'))
+    elif not Path(s).exists() and _HUB_ID.match(s): return _fetch_hub(s)
+    folder = Path(s)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"No model folder at {s!r}: give a folder written by eat.weights.save_pretrained "
+                                f"(config.json + model.safetensors), or a Hub id as hf-hub:ORG/NAME.")
+    if missing := [f for f in _FOLDER_FILES if not (folder / f).is_file()]:
+        raise FileNotFoundError(f"{s!r} is not a model folder: it lacks {', '.join(missing)} "
+                                f"(eat.weights.save_pretrained writes both).")
+    return folder
+
+# %% ../nbs/03_model.ipynb #folderLd
+def _read_folder(source: str | Path) -> tuple[Path, dict]:
+    "The local folder behind `source` and the `eat` entry of its `config.json` (what `save_pretrained` wrote)."
+    folder = _resolve_folder(source)
+    e = read_json(folder / 'config.json').get('eat')
+    if not isinstance(e, dict) or 'config' not in e:
+        raise ValueError(f"{str(folder / 'config.json')!r} has no 'eat' entry: it was not written by "
+                         f"eat.weights.save_pretrained. Load a plain timm folder with timm.create_model('local-dir:"
+                         f"{folder}', pretrained=True).")
+    return folder, e
+
+@patch(cls_method=True)
+def from_pretrained(cls: EAT, source: str | Path, # a model folder, `local-dir:DIR`, `hf-hub:ORG/NAME` or `ORG/NAME`
+                    **overrides, # config fields to change, e.g. img_size=448, window_size=12
+                   ) -> EAT:
+    "Load a model folder written by `eat.weights.save_pretrained` (or fetched from the Hub), at any input size."
+    folder, e = _read_folder(source)
+    if e.get('arch') == 'timm':
+        raise ValueError(f"{str(folder)!r} holds a timm baseline ({e['config'].get('timm_name')}), not an EAT: load "
+                         f"it with eat.weights.load_pretrained (or load_model).")
+    model = cls(EATConfig.make(**{**e['config'], 'output': 'eat', 'grad_checkpointing': False, **overrides}))
+    model.load_state_dict(checkpoint_filter_fn(load_file(str(folder / 'model.safetensors')), model), strict=True)
+    model.set_exploration(e.get('offset_rule_on', True))
     return model.eval()
 
 # %% ../nbs/03_model.ipynb #8b6fb518

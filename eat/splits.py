@@ -16,26 +16,18 @@ from typing import Sequence
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .data import (IMAGE_EXTS, PYIQA_SPLITS, SPLITS, _pick, file_sha256, normalise_id,
+from .data import (IMAGE_EXTS, PYIQA_SPLITS, SPLIT_WORDS, SPLITS, _pick, file_sha256, normalise_id,
+                      split_from_name,
                       read_id_list)
 from .files import write_json
 from .labelfiles import read_label_text, read_rows
 
 # %% auto #0
-__all__ = ['SPLIT_WORDS', 'ID_COLUMNS', 'split_from_name', 'read_split_file', 'audit_splits', 'format_audit', 'main']
+__all__ = ['ID_COLUMNS', 'read_split_file', 'audit_splits', 'format_audit', 'main']
 
 # %% ../nbs/04d_splits.ipynb #4e1c26dc
-SPLIT_WORDS = {"train": ("train", "training", "trn"), "val": ("val", "valid", "validation", "dev"),
-               "test": ("test", "testing", "tst")}  # words of a file name (or a split cell) that name a part
 ID_COLUMNS = ("image_id", "img_name", "image", "image_name", "imagePair", "ImageFile", "path", "file", "filename",
               "name", "id")  # image columns tried in this order
-
-def split_from_name(path: str | Path,  # a split file
-                   ) -> str | None:
-    "The part a file name announces (`train.csv`, `ILGnet_val.txt`, `generic_test.jpgl`), or None."
-    words = set(re.split(r"[^a-z]+", Path(path).stem.lower()))
-    found = [s for s, ws in SPLIT_WORDS.items() if words & set(ws)]
-    return found[0] if len(found) == 1 else None
 
 def _part(value: str) -> str | None:
     "A split cell (`train`, `Validation`, `2`, ...) as one of SPLITS, or None."

@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import eat
 from .baselines import BaselineConfig, TimmIAA
 from .files import atomic_write, read_json, write_json
 from .checkpoints import LoadReport, checkpoint_filter_fn, load_into, read_state_dict
-from .model import EAT, EATConfig, _pretrained_cfg, unwrap, variant_name
+from .model import EAT, EATConfig, _pretrained_cfg, _read_folder, _resolve_folder, unwrap, variant_name
 
 # %% auto #0
 __all__ = ['save_weights', 'load_weights', 'load_model', 'init_from', 'model_card', 'save_pretrained', 'load_pretrained']
@@ -90,8 +89,6 @@ def init_from(model: EAT, # the model to initialise (changed in place)
     return load_into(model, read_state_dict(path), path.name, verbose)
 
 # %% ../nbs/03b_weights.ipynb #e813d703
-_HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$')  # ORG/NAME, optionally @revision
-_FOLDER_FILES = ('config.json', 'model.safetensors')
 _RUNTIME = ('output', 'grad_checkpointing')  # EATConfig fields that describe a use, not the weights
 
 def _folder_config(model: EAT | TimmIAA, card: dict) -> dict:
@@ -190,54 +187,13 @@ def save_pretrained(model: EAT | TimmIAA, # the trained model (DDP / compiled wr
     atomic_write(folder / 'README.md', lambda tmp: Path(tmp).write_text(model_card(config)))
     return folder
 
-# %% ../nbs/03b_weights.ipynb #9b6fef78
-def _fetch_hub(repo: str) -> Path:
-    "Download a Hub model folder (config, weights, card) into huggingface_hub's cache; a clear error without network."
-    repo_id, _, revision = repo.partition('@')
-    try: from huggingface_hub import snapshot_download
-    except ImportError: raise ImportError(f"Loading {repo_id!r} from the Hugging Face Hub needs huggingface_hub: "
-                                          "pip install huggingface_hub.") from None
-    files = [*_FOLDER_FILES, 'README.md']
-    try: return Path(snapshot_download(repo_id, revision=revision or None, allow_patterns=files))
-    except Exception as e:
-        why = (str(e).strip().splitlines() or [''])[0][:200]
-        raise OSError(f"Could not fetch the model {repo_id!r} from the Hugging Face Hub ({type(e).__name__}: {why}). "
-                      f"Check the id and the network; on a machine without network, download the folder elsewhere "
-                      f"(hf download {repo_id} --local-dir DIR), copy it here and load DIR.") from e
-
-def _resolve_folder(source: str | Path) -> Path:
-    "The local folder behind a folder path, `local-dir:DIR`, `hf-hub:ORG/NAME` or `ORG/NAME`."
-    s = str(source)
-    if s.startswith('local-dir:'): s = s.removeprefix('local-dir:')
-    elif s.startswith('hf-hub:'): return _fetch_hub(s.removeprefix('hf-hub:'))
-    elif not Path(s).exists() and _HUB_ID.match(s): return _fetch_hub(s)
-    folder = Path(s)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"No model folder at {s!r}: give a folder written by eat.weights.save_pretrained "
-                                f"(config.json + model.safetensors), or a Hub id as hf-hub:ORG/NAME.")
-    if missing := [f for f in _FOLDER_FILES if not (folder / f).is_file()]:
-        raise FileNotFoundError(f"{s!r} is not a model folder: it lacks {', '.join(missing)} "
-                                f"(eat.weights.save_pretrained writes both).")
-    return folder
-
 # %% ../nbs/03b_weights.ipynb #5109b720
 def load_pretrained(source: str | Path, # a model folder, `local-dir:DIR`, `hf-hub:ORG/NAME` or `ORG/NAME`
                     **overrides, # config fields to change, e.g. img_size=448, window_size=12, output='logits'
                    ) -> EAT | TimmIAA:
-    "Rebuild a model from a model folder and load its weights (position tables resized to another `img_size`)."
-    folder = _resolve_folder(source)
-    config = read_json(folder / 'config.json')
-    e = config.get('eat')
-    if not isinstance(e, dict) or 'config' not in e:
-        raise ValueError(f"{str(folder / 'config.json')!r} has no 'eat' entry: it was not written by "
-                         f"eat.weights.save_pretrained. Load a plain timm folder with timm.create_model('local-dir:"
-                         f"{folder}', pretrained=True).")
-    sd = load_file(str(folder / 'model.safetensors'))
-    if e.get('arch') == 'timm':
-        model = TimmIAA(BaselineConfig(**{**e['config'], **overrides}))
-        model.net.load_state_dict(sd, strict=True)
-        return model.eval()
-    model = EAT(EATConfig.make(**{**e['config'], 'output': 'eat', 'grad_checkpointing': False, **overrides}))
-    model.load_state_dict(checkpoint_filter_fn(sd, model), strict=True)
-    model.set_exploration(e.get('offset_rule_on', True))
+    "Rebuild a model (an EAT or a timm baseline) from a model folder and load its weights (tables fit `img_size`)."
+    folder, e = _read_folder(source)
+    if e.get('arch') != 'timm': return EAT.from_pretrained(folder, **overrides)
+    model = TimmIAA(BaselineConfig(**{**e['config'], **overrides}))
+    model.net.load_state_dict(load_file(str(folder / 'model.safetensors')), strict=True)
     return model.eval()
