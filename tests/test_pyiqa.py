@@ -147,7 +147,7 @@ def test_command_line_scores_a_folder(files, capsys):
 
 
 @pytest.mark.skipif(not hasattr(pyiqa.utils.registry.Registry, 'register_lazy'),
-                    reason=f"pyiqa {pyiqa.__version__} has no plugin entry points (they came in 0.1.16)")
+                    reason=f"pyiqa {pyiqa.__version__} has no plugin entry points (0.1.16 has them)")
 def test_plugin_entry_point_registers_eat_in_a_fresh_process(files, tmp_path):
     "The `pyiqa.archs` entry point that setup.py declares, installed as metadata: pyiqa finds it by itself when it "
     "first queries a registry, and `eat` is registered from then on (but not before: see eat.pyiqa_metric)."
