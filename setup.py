@@ -42,10 +42,13 @@ setuptools.setup(
         "lab": _reqs("lab_requirements"),
         "docs": _reqs("docs_requirements"),
         "export": _reqs("export_requirements"),
+        "pyiqa": _reqs("pyiqa_requirements"),
     },
     entry_points={
         "console_scripts": cfg.get("console_scripts", "").split(),
         "nbdev": [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"],
+        # pyiqa's plugin group: pyiqa calls this the first time it queries its registries (see eat.pyiqa_metric)
+        "pyiqa.archs": [f"eat={cfg['lib_path']}.pyiqa_metric:pyiqa_plugin"],
     },
     zip_safe=False,
 )
