@@ -283,8 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         if bad: print(f'eat-reproduce: --slurm-extra {bad[0]!r} is not KEY=VALUE.', file=sys.stderr); return 2
         folder = a.slurm_folder or Path(a.out or find_experiments()) / 'runs' / a.scale / '_slurm'
         try:  # EAT_SUBMITIT_CLUSTER=local runs the jobs as local processes (submitit's local executor: the tests)
-            launcher = SlurmLauncher(folder, a.partition, a.gpus, a.time, a.cpus_per_task, a.mem, a.account, a.qos,
-                                     dict(kv.split('=', 1) for kv in a.slurm_extra),
+            launcher = SlurmLauncher(folder, partition=a.partition, gpus=a.gpus, minutes=a.time, cpus=a.cpus_per_task,
+                                     mem_gb=a.mem, account=a.account, qos=a.qos,
+                                     sbatch=dict(kv.split('=', 1) for kv in a.slurm_extra),
                                      cluster=os.environ.get('EAT_SUBMITIT_CLUSTER', 'slurm'))
         except (ImportError, RuntimeError) as e: print(f'eat-reproduce: {e}', file=sys.stderr); return 2
     s = reproduce(a.scale, a.out, a.workers or (0 if launcher else 1), a.only, extra, report=not a.no_report,

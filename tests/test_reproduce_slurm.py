@@ -70,3 +70,24 @@ def test_slurm_options_are_checked():
     assert R.main(['--scale', 'smoke', '--launcher', 'slurm', '--slurm-extra', 'constraint']) == 2
     if not __import__('shutil').which('sbatch'):  # no cluster here: the error says where to run it
         assert R.main(['--scale', 'smoke', '--launcher', 'slurm']) == 2
+
+
+def test_the_options_reach_the_sbatch_script(tmp_path, monkeypatch):
+    "Every per-job option of the command line lands in the job's sbatch script (a fake sbatch and srun: no cluster)."
+    (tmp_path / 'bin').mkdir()
+    for tool in ('sbatch', 'srun'):
+        (tmp_path / 'bin' / tool).write_text('#!/bin/sh\necho "Submitted batch job 4242"\n')
+        (tmp_path / 'bin' / tool).chmod(0o755)
+    monkeypatch.setenv('PATH', f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    got = {}
+    monkeypatch.setattr(R, 'reproduce', lambda *a, **k: got.update(k) or dict(complete=0, runs=0, failed={}, minutes=0,
+                                                                              report=None))
+    assert R.main(['--scale', 'smoke', '--launcher', 'slurm', '--out', str(tmp_path), '--partition', 'gpu', '--gpus',
+                   '2', '--time', '90', '--cpus-per-task', '6', '--mem', '32', '--account', 'proj', '--qos', 'high',
+                   '--slurm-extra', 'constraint=a100', '--slurm-extra', 'exclude=node07']) == 0
+    job = got['launcher'].executor.submit(print, 'hi')  # what sbatch would have been given
+    script = job.paths.submission_file.read_text()
+    for line in ['--partition=gpu', '--gpus-per-node=2', '--time=90', '--cpus-per-task=6', '--mem=32GB',
+                 '--account=proj', '--qos=high', '--constraint=a100', '--exclude=node07', '--nodes=1',
+                 f"--error={tmp_path / 'runs/smoke/_slurm'}/%j_0_log.err"]:
+        assert f'#SBATCH {line}\n' in script, (line, script)
