@@ -24,6 +24,7 @@ def finished(root):
             for f in (root / 'runs/smoke').glob('*/*/results.json')}
 
 
+@pytest.mark.slow  # 5 min on 2 cores busy with another study: two passes of 5 runs and the report
 def test_slurm_launcher_runs_the_smoke_scale_as_jobs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv('EAT_SUBMITIT_CLUSTER', 'local')
     orig = R.plan
