@@ -43,6 +43,7 @@ setuptools.setup(
         "docs": _reqs("docs_requirements"),
         "export": _reqs("export_requirements"),
         "pyiqa": _reqs("pyiqa_requirements"),
+        "slurm": _reqs("slurm_requirements"),
     },
     entry_points={
         "console_scripts": cfg.get("console_scripts", "").split(),

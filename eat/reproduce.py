@@ -10,9 +10,12 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import nullcontext
+from functools import partial
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -22,7 +25,7 @@ from .files import git_commit, write_json
 from .study import Run, data_root, get_scale, plan
 
 # %% auto #0
-__all__ = ['find_experiments', 'run_dir', 'is_complete', 'execute', 'prepare_data', 'reproduce', 'main']
+__all__ = ['find_experiments', 'run_dir', 'is_complete', 'execute', 'SlurmLauncher', 'prepare_data', 'reproduce', 'main']
 
 # %% ../nbs/10_reproduce.ipynb #4e922717
 def find_experiments() -> Path:
@@ -70,6 +73,58 @@ def execute(run: Run, # the run
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
 
+# %% ../nbs/10_reproduce.ipynb #b3f0c9e4
+class SlurmLauncher:
+    "Run each run's `execute` as one Slurm job through submitit; calling it waits for the job, like `execute` here."
+    def __init__(self, folder: str | Path, # submitit's folder: the job scripts, pickles and logs
+                 partition: str = '', # Slurm partition ('': the cluster's default)
+                 gpus: int = 1, # GPUs per job
+                 minutes: int = 1440, # time limit per job
+                 cpus: int = 8, # CPUs per job, the run's torch threads
+                 mem_gb: float | None = None, # memory per job (None: the partition's default)
+                 account: str = '', # Slurm account ('': your default)
+                 qos: str = '', # Slurm QOS ('': the default)
+                 sbatch: dict | None = None, # more sbatch options: {'constraint': 'a100'} -> #SBATCH --constraint=a100
+                 cluster: str = 'slurm', # submitit's cluster: slurm | local (jobs as processes here: tests) | debug
+                ):
+        try: import submitit
+        except ImportError as e:
+            raise ImportError("--launcher slurm needs submitit, the 'slurm' extra: pip install 'eat[slurm]' "
+                              "(or: pip install 'submitit>=1.5').") from e
+        if cluster == 'slurm' and not shutil.which('sbatch'):
+            raise RuntimeError('--launcher slurm: no sbatch on PATH; run eat-reproduce on a machine that submits '
+                               'Slurm jobs (the login node).')
+        self.cpus, self.jobs, self.lock = cpus, {}, threading.Lock()
+        self.executor = submitit.AutoExecutor(Path(folder).resolve(), cluster=cluster)
+        self.executor.update_parameters(timeout_min=minutes, gpus_per_node=gpus, cpus_per_task=cpus, mem_gb=mem_gb,
+                                        nodes=1, tasks_per_node=1, slurm_partition=partition or None,
+                                        slurm_account=account or None, slurm_qos=qos or None,
+                                        slurm_additional_parameters=sbatch or None)
+
+    def __call__(self, run: Run, # the run
+                 folder: Path, # its folder
+                 experiments: Path, # where the notebooks are
+                 extra: dict | None = None, # more parameters
+                ) -> str:
+        "Submit one job that executes `run` into `folder`, wait for it; returns '' or the error with the job's log."
+        with self.lock:  # one submission at a time: the job's name is the executor's state
+            self.executor.update_parameters(name=f"eat-{run.params.get('SCALE', '')}-{run.key.replace('/', '-')}")
+            job = self.executor.submit(execute, run, folder.resolve(), experiments.resolve(), self.cpus, extra)
+            self.jobs[run.key] = job
+        tqdm.write(f'{run.key}: job {job.job_id} submitted')
+        try: err = job.result()
+        except Exception as e:  # the job died (time limit, memory, node, cancelled) or could not unpickle the run
+            err = f'{run.key} failed: job {job.job_id} ended {job.state} without a result ({type(e).__name__})'
+        finally: self.jobs.pop(run.key, None)
+        return f'{err} [job {job.job_id}, log {job.paths.stderr}]' if err else ''
+
+    def __enter__(self): return self
+
+    def __exit__(self, *exc):
+        "Cancel the jobs still queued or running (the driver was interrupted), so that none runs twice on a restart."
+        for job in list(self.jobs.values()): job.cancel(check=False)
+
+
 # %% ../nbs/10_reproduce.ipynb #459d6004
 def prepare_data(root: Path, scale: str) -> Path | None:
     "Generate the scale's synthetic data set once (nothing for real data sets)."
@@ -95,7 +150,7 @@ def _rerun_check(results: Path, run: Run, folder: Path) -> str:
 
 def reproduce(scale: str = 'cpu', # smoke | cpu | paper
               root: str | Path | None = None, # experiments folder (default: the checkout's)
-              workers: int = 1, # runs at a time
+              workers: int = 1, # runs at a time (with a launcher: jobs queued or running at a time; 0: no limit)
               only: list[str] | None = None, # run only these tables (the report still covers all finished runs)
               extra: dict | None = None, # more parameters for every run
               report: bool = True, # build the report at the end
@@ -103,6 +158,7 @@ def reproduce(scale: str = 'cpu', # smoke | cpu | paper
               report_only: bool = False, # no runs: rebuild the report from the committed result files (and the runs here)
               extended: bool = False, # also the scale's extended tables (`--tables all`: the cpu scale's part 3)
               rerun: bool = False, # run committed runs again here too, and compare their predictions (reruns.csv)
+              launcher: SlurmLauncher | None = None, # runs each run as a job (None: here, in `workers` processes)
              ) -> dict:
     "Run the study at `scale`, skipping runs finished here or committed; returns counts and the failures."
     get_scale(scale)
@@ -112,6 +168,7 @@ def reproduce(scale: str = 'cpu', # smoke | cpu | paper
     everything = {r.key: r for r in plan(scale, extended)}
     runs = [r for r in everything.values() if (not only or r.table in only) and not report_only]
     threads = max(1, (os.cpu_count() or 1) // max(1, workers))
+    launch = launcher or partial(execute, threads=threads)  # (run, folder, experiments, extra=) -> '' or the error
     here = lambda k: is_complete(run_dir(root, scale, everything[k]))
     committed = committed_runs(results)
     skip = set() if rerun else committed  # committed runs count as done, unless they are to be made again
@@ -131,16 +188,17 @@ def reproduce(scale: str = 'cpu', # smoke | cpu | paper
     t0 = time.time()
     bar = tqdm(total=round(sum(r.cost for r in todo.values()), 2), desc=f'eat-reproduce {scale}: {len(todo)} runs',
                unit='arm', disable=not progress, bar_format='{l_bar}{bar}| {n:.1f}/{total:.1f} arms [{elapsed}<{remaining}]')
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    slots = workers if workers > 0 else max(1, len(todo))
+    with ThreadPoolExecutor(max_workers=slots) as pool, launcher or nullcontext():  # the launcher cancels on Ctrl-C
         running = {}
         while todo or running:
             blocked = {k for k, r in todo.items() if any(a in failed for a in r.after)}
             for k in blocked:
                 failed[k] = f'{k} skipped: a run it depends on failed ({todo[k].after})'; bar.update(todo.pop(k).cost)
             ready = [k for k, r in todo.items() if all(a in done for a in r.after)]
-            for k in ready[:max(0, workers - len(running))]:
+            for k in ready[:max(0, slots - len(running))]:
                 r = todo.pop(k)
-                running[pool.submit(execute, r, run_dir(root, scale, r), exp, threads, extra)] = k
+                running[pool.submit(launch, r, run_dir(root, scale, r), exp, extra=extra)] = k
             if not running: break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for f in finished:
@@ -173,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog='eat-reproduce', description="Reproduce the EAT study's tables and figures.")
     ap.add_argument('--scale', default='cpu', help='smoke | cpu (default) | paper')
     ap.add_argument('--out', help='experiments folder to write runs/ and results/ into (default: the checkout\'s)')
-    ap.add_argument('--workers', type=int, default=1, help='runs at a time (threads are split among them)')
+    ap.add_argument('--workers', type=int, help='runs at a time (default 1; threads are split among them); with '
+                    '--launcher slurm, jobs queued or running at a time (default: every run whose inputs are done)')
     ap.add_argument('--only', nargs='+', help='run only these tables: starts main attention check ablation damping explore '
                     'long optuna tuned baselines')
     ap.add_argument('--tables', choices=['study', 'all'], default='study',
@@ -192,10 +251,25 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument('--no-report', action='store_true', help='do not build the report')
     ap.add_argument('--report-only', action='store_true', help='run nothing: rebuild summary.json, the tables and figures '
                     'from the committed files in experiments/results/<scale>/ (gathering the run folders first if present)')
+    ap.add_argument('--launcher', choices=['local', 'slurm'], default='local', help='local (default): the runs '
+                    'execute here; slurm: each run is a Slurm job, submitted through submitit (the slurm extra); '
+                    'the driver waits for them, so start it where it can stay (tmux, screen, or a small job itself)')
+    g = ap.add_argument_group('slurm', 'with --launcher slurm, per job')
+    g.add_argument('--partition', default='', help="Slurm partition (default: the cluster's)")
+    g.add_argument('--gpus', type=int, default=1, help='GPUs per job (default 1)')
+    g.add_argument('--time', type=int, default=1440, help='time limit per job in minutes (default 1440: a day)')
+    g.add_argument('--cpus-per-task', type=int, default=8, help="CPUs per job, the run's torch threads (default 8)")
+    g.add_argument('--mem', type=float, help="memory per job in GB (default: the partition's)")
+    g.add_argument('--account', default='', help='Slurm account to charge (default: yours)')
+    g.add_argument('--qos', default='', help='Slurm QOS (default: the default one)')
+    g.add_argument('--slurm-extra', action='append', default=[], metavar='KEY=VALUE',
+                   help='another sbatch option, repeatable: --slurm-extra constraint=a100 --slurm-extra exclude=node07')
+    g.add_argument('--slurm-folder', help="submitit's job files and logs (default: <out>/runs/<scale>/_slurm)")
     a = ap.parse_args(argv)
     try: get_scale(a.scale)
     except ValueError as e: print(f'eat-reproduce: {e}', file=sys.stderr); return 2
-    if a.workers < 1: print(f'eat-reproduce: --workers {a.workers} must be >= 1.', file=sys.stderr); return 2
+    if a.workers is not None and a.workers < 1:
+        print(f'eat-reproduce: --workers {a.workers} must be >= 1.', file=sys.stderr); return 2
     extra = ({'AVA_TXT': a.ava_txt, 'AVA_IMAGES': a.ava_images, 'AVA_TEST_LIST': a.ava_test_list,
               'AVA_PARTS': ','.join(a.ava_parts or [])}
              if a.scale == 'paper' else None)
@@ -203,8 +277,19 @@ def main(argv: list[str] | None = None) -> int:
         print('eat-reproduce: the paper scale needs your AVA files: --ava-txt AVA.txt (or the original code\'s part '
               'files: --ava-parts TRAIN VAL TEST) and --ava-images DIR.', file=sys.stderr)
         return 2
-    s = reproduce(a.scale, a.out, a.workers, a.only, extra, report=not a.no_report, report_only=a.report_only,
-                  extended=a.tables == 'all', rerun=a.rerun)
+    launcher = None
+    if a.launcher == 'slurm' and not a.report_only:
+        bad = [kv for kv in a.slurm_extra if '=' not in kv]
+        if bad: print(f'eat-reproduce: --slurm-extra {bad[0]!r} is not KEY=VALUE.', file=sys.stderr); return 2
+        folder = a.slurm_folder or Path(a.out or find_experiments()) / 'runs' / a.scale / '_slurm'
+        try:  # EAT_SUBMITIT_CLUSTER=local runs the jobs as local processes (submitit's local executor: the tests)
+            launcher = SlurmLauncher(folder, partition=a.partition, gpus=a.gpus, minutes=a.time, cpus=a.cpus_per_task,
+                                     mem_gb=a.mem, account=a.account, qos=a.qos,
+                                     sbatch=dict(kv.split('=', 1) for kv in a.slurm_extra),
+                                     cluster=os.environ.get('EAT_SUBMITIT_CLUSTER', 'slurm'))
+        except (ImportError, RuntimeError) as e: print(f'eat-reproduce: {e}', file=sys.stderr); return 2
+    s = reproduce(a.scale, a.out, a.workers or (0 if launcher else 1), a.only, extra, report=not a.no_report,
+                  report_only=a.report_only, extended=a.tables == 'all', rerun=a.rerun, launcher=launcher)
     print(f"eat-reproduce: {s['complete']} of {s['runs']} runs complete, {len(s['failed'])} failed, "
           f"{s['minutes']} min." + (f" Report: {s['report']}" if s['report'] else ''))
     for k, v in s['failed'].items(): print(f'  {v}')
