@@ -141,13 +141,13 @@ def _cached(weights, key: str, suffix: str, make, what: str, cache_dir=None, ver
     if (folder / name).is_file(): return folder / name
     if not _writable(folder):
         if cache_dir or home is None:
-            raise PermissionError(f"Cannot write the {what} to {str(folder)!r}: pass a writable cache_dir.")
+            raise PermissionError(f"Cannot write the export to {str(folder)!r}: pass a writable cache_dir.")
         folder = _user_cache()
         if (folder / name).is_file(): return folder / name
         if not _writable(folder):
             raise PermissionError(f"Neither {str(home)!r} nor {str(folder)!r} is writable: pass cache_dir.")
     path = folder / name
-    if verbose: print(f"eat: making the {what} once (a minute or two for eat_tiny), cached at {path}", file=sys.stderr)
+    if verbose: print(f"eat: {what} once (a minute or two for eat_tiny), cached at {path}", file=sys.stderr)
     tmp = folder / f'.{name}.{os.getpid()}.tmp{suffix}'
     try:
         make(tmp)
@@ -166,7 +166,7 @@ def cached_onnx(model: EAT, # the model loaded from `weights`
                ) -> Path:
     "The checked ONNX export of `model`, made once and reused while its weights and settings stay the same."
     return _cached(weights, onnx_cache_key(model, opset), '.onnx', lambda p: export_onnx(model, p, opset),
-                   'ONNX export', cache_dir, verbose)
+                   'exporting the model to ONNX', cache_dir, verbose)
 
 # %% ../nbs/07b_export.ipynb #29571c08
 class OnnxRunner:
@@ -264,4 +264,5 @@ def cached_openvino(model: EAT, # the model loaded from `weights`
                    ) -> Path:
     "The checked OpenVINO model of `model` (`.openvino.xml` + `.bin`), made once and reused like `cached_onnx`'s."
     return _cached(weights, export_cache_key(model, runtime='openvino', format=OPENVINO_FORMAT), '.openvino.xml',
-                   lambda p: export_openvino(model, p), 'OpenVINO model', cache_dir, verbose, companions=('.bin',))
+                   lambda p: export_openvino(model, p), 'converting the model to OpenVINO', cache_dir, verbose,
+                   companions=('.bin',))
