@@ -21,7 +21,7 @@ venv: $(STAMP)
 
 $(STAMP): settings.ini setup.py constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,lab,pyiqa,slurm]' 2>&1 | $(PIPQUIET)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,lab,openvino,pyiqa,slurm]' 2>&1 | $(PIPQUIET)
 	$(BIN)/python -m pip check
 	touch $(STAMP)
 

@@ -42,6 +42,7 @@ setuptools.setup(
         "lab": _reqs("lab_requirements"),
         "docs": _reqs("docs_requirements"),
         "export": _reqs("export_requirements"),
+        "openvino": _reqs("openvino_requirements"),
         "pyiqa": _reqs("pyiqa_requirements"),
         "slurm": _reqs("slurm_requirements"),
     },

@@ -27,8 +27,7 @@ from .images import build_transform
 from .loaders import build_data, make_run_loader, make_run_split
 from .metrics import MetricAccumulator
 from .runtime import Runtime, setup_runtime, to_device
-from .score import BACKENDS, Scorer
-from .export import cached_onnx
+from .score import BACKENDS, Scorer, cached_export
 from .weights import load_model
 
 # %% auto #0
@@ -94,7 +93,7 @@ def evaluate_weights(weights: str | Path,  # a model folder, a Hub id, own `.saf
                      out_dir: str | Path | None = None,  # write `metrics_<split>.json` and `predictions_<split>.csv`
                      model_config: str | Path | None = None,  # the original YAML config, for an original `.pth`
                      batch_size: int | None = None,  # evaluation batch (default: the config's)
-                     backend: str = "eager",  # eager (PyTorch) | onnxruntime (a cached ONNX export, on the CPU)
+                     backend: str = "eager",  # eager (PyTorch) | onnxruntime | openvino (a cached export, on the CPU)
                      compile: bool | str = False,  # torch.compile the PyTorch model (a string names its backend)
                     ) -> tuple[dict, pd.DataFrame]:
     "Metrics and per-image predictions of saved weights on one split."
@@ -106,7 +105,7 @@ def evaluate_weights(weights: str | Path,  # a model folder, a Hub id, own `.saf
         cfg = load_config(run / "config.yaml")
     elif not isinstance(cfg, TrainConfig): cfg = load_config(cfg)
     if batch_size: cfg = replace(cfg, batch_size=batch_size)
-    if backend == "onnxruntime": cfg = replace(cfg, device="cpu")
+    if backend != "eager": cfg = replace(cfg, device="cpu")
     if split not in ("train", "val", "test", "all"): raise ValueError(f"split={split!r}: use train, val, test or all")
     rt = setup_runtime(cfg)
     model = load_model(weights, model_config, img_size=cfg.data.img_size)  # tables resized if trained at another size
@@ -122,9 +121,8 @@ def evaluate_weights(weights: str | Path,  # a model folder, a Hub id, own `.saf
         target = "dist" if model.cfg.head_kind in ("dist", "raw_dist") else "score"
     net = model
     if backend != "eager" or compile:
-        onnx = cached_onnx(model, weights) if backend == "onnxruntime" else None
         net = _Backend(Scorer(model, rt.device, batch_size=cfg.batch_size // rt.world, allow_batch_pooling=True,
-                              backend=backend, compile=compile, onnx_path=onnx))
+                              backend=backend, compile=compile, **cached_export(backend, model, weights)))
     metrics, pred = evaluate(net, make_run_loader(ds, cfg, rt, False), target, rt)
     metrics = {"weights": str(weights), "split": split, "backend": backend, "compile": bool(compile), **metrics}
     if out_dir is not None and rt.main:
@@ -145,7 +143,8 @@ def main(argv: list[str] | None = None,  # arguments (default: sys.argv[1:])
     ap.add_argument("--out", help="folder for metrics_<split>.json and predictions_<split>.csv (default: beside W)")
     ap.add_argument("--batch-size", type=int, help="evaluation batch size")
     ap.add_argument("--backend", choices=BACKENDS, default="eager",
-                    help="eager: PyTorch; onnxruntime: an ONNX export (made once, cached) on the CPU")
+                    help="eager: PyTorch; onnxruntime: an ONNX export, openvino: an OpenVINO conversion (made once, "
+                         "cached), on the CPU")
     ap.add_argument("--compile", action="store_true", help="run the PyTorch model through torch.compile")
     ap.add_argument("overrides", nargs="*", help="key=value overrides of the data config")
     a = ap.parse_args(argv)

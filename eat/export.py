@@ -21,8 +21,9 @@ import torch.nn as nn
 from .model import EAT
 
 # %% auto #0
-__all__ = ['ONNX_OPSET', 'EXPORT_FORMAT', 'require_onnxruntime', 'ScoreHead', 'export_onnx', 'onnx_max_diff', 'model_sha256',
-           'onnx_cache_key', 'cached_onnx', 'OnnxRunner', 'export_program']
+__all__ = ['ONNX_OPSET', 'EXPORT_FORMAT', 'OPENVINO_FORMAT', 'require_onnxruntime', 'ScoreHead', 'export_onnx', 'onnx_max_diff',
+           'model_sha256', 'export_cache_key', 'onnx_cache_key', 'cached_onnx', 'OnnxRunner', 'score_program',
+           'export_program', 'require_openvino', 'OpenVinoRunner', 'export_openvino', 'cached_openvino']
 
 # %% ../nbs/07b_export.ipynb #8be9f089
 def require_onnxruntime(purpose: str = 'ONNX Runtime scoring', # what needs it, for the message
@@ -86,6 +87,7 @@ def onnx_max_diff(model: nn.Module, # `ScoreHead` or `EAT`
 
 # %% ../nbs/07b_export.ipynb #7f40f0a9
 EXPORT_FORMAT = 2  # version of the exported graph: bump it to invalidate every cached export (2: no GridSample)
+OPENVINO_FORMAT = 1  # version of the OpenVINO conversion: bump it to invalidate every cached OpenVINO model
 
 def model_sha256(model: nn.Module, # a loaded model
                 ) -> str:
@@ -98,13 +100,19 @@ def model_sha256(model: nn.Module, # a loaded model
     h.update(repr([m.rule_on for m in model.modules() if hasattr(m, 'rule_on')]).encode())  # not in the state dict
     return h.hexdigest()
 
+def export_cache_key(model: nn.Module, # the loaded model (its weights and config are the key)
+                     **settings, # the export's settings (runtime, opset, format version, ...)
+                    ) -> str:
+    "16 hex digits naming an export of `model`, from its weights' content, its config and the export settings."
+    cfg = {k: v for k, v in asdict(model.cfg).items() if k != 'grad_checkpointing'}  # training-only switch
+    key = {'weights_sha256': model_sha256(model), 'config': cfg, **settings}
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
 def onnx_cache_key(model: nn.Module, # the loaded model (its weights and config are the key)
                    opset: int = ONNX_OPSET, # ONNX opset of the export
                   ) -> str:
-    "16 hex digits naming the export of `model`, from its weights' content, its config and the export settings."
-    cfg = {k: v for k, v in asdict(model.cfg).items() if k != 'grad_checkpointing'}  # training-only switch
-    key = {'weights_sha256': model_sha256(model), 'config': cfg, 'opset': opset, 'format': EXPORT_FORMAT}
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    "16 hex digits naming the ONNX export of `model`, from its weights' content, its config and the export settings."
+    return export_cache_key(model, opset=opset, format=EXPORT_FORMAT)
 
 def _user_cache() -> Path:
     return Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'eat' / 'onnx'
@@ -125,6 +133,31 @@ def _home(weights: str | Path | None) -> tuple[Path | None, str]:
     if Path(s).is_file(): return Path(s).parent, Path(s).stem
     return None, re.sub(r'[^\w.-]+', '_', s.removeprefix('hf-hub:'))  # a Hub id: its snapshot is huggingface_hub's
 
+def _cached(weights, key: str, suffix: str, make, what: str, cache_dir=None, verbose=True, companions=()) -> Path:
+    "`{stem}.{key}{suffix}` beside `weights` (or in the user cache), made once by `make(path)`, renamed into place."
+    home, stem = _home(weights)
+    name = f'{stem}.{key}{suffix}'
+    folder = Path(cache_dir) if cache_dir else home or _user_cache()
+    if (folder / name).is_file(): return folder / name
+    if not _writable(folder):
+        if cache_dir or home is None:
+            raise PermissionError(f"Cannot write the export to {str(folder)!r}: pass a writable cache_dir.")
+        folder = _user_cache()
+        if (folder / name).is_file(): return folder / name
+        if not _writable(folder):
+            raise PermissionError(f"Neither {str(home)!r} nor {str(folder)!r} is writable: pass cache_dir.")
+    path = folder / name
+    if verbose: print(f"eat: {what} once (a minute or two for eat_tiny), cached at {path}", file=sys.stderr)
+    tmp = folder / f'.{name}.{os.getpid()}.tmp{suffix}'
+    try:
+        make(tmp)
+        for c in companions: os.replace(tmp.with_suffix(c), path.with_suffix(c))  # e.g. the weights, before the file
+        os.replace(tmp, path)  # last: its presence means the whole export is in place
+    finally:
+        for f in (tmp, *(tmp.with_suffix(c) for c in companions)):
+            if f.exists(): f.unlink()
+    return path
+
 def cached_onnx(model: EAT, # the model loaded from `weights`
                 weights: str | Path | None = None, # what it was loaded from: a file, a model folder, a Hub id or None
                 opset: int = ONNX_OPSET, # ONNX opset
@@ -132,26 +165,8 @@ def cached_onnx(model: EAT, # the model loaded from `weights`
                 verbose: bool = True, # say on stderr when exporting
                ) -> Path:
     "The checked ONNX export of `model`, made once and reused while its weights and settings stay the same."
-    home, stem = _home(weights)
-    name = f'{stem}.{onnx_cache_key(model, opset)}.onnx'
-    folder = Path(cache_dir) if cache_dir else home or _user_cache()
-    if (folder / name).is_file(): return folder / name
-    if not _writable(folder):
-        if cache_dir or home is None:
-            raise PermissionError(f"Cannot write the ONNX export to {str(folder)!r}: pass a writable cache_dir.")
-        folder = _user_cache()
-        if (folder / name).is_file(): return folder / name
-        if not _writable(folder):
-            raise PermissionError(f"Neither {str(home)!r} nor {str(folder)!r} is writable: pass cache_dir.")
-    path = folder / name
-    if verbose: print(f"eat: exporting the model to ONNX once (a minute for eat_tiny), cached at {path}", file=sys.stderr)
-    tmp = folder / f'.{name}.{os.getpid()}.tmp.onnx'
-    try:
-        export_onnx(model, tmp, opset)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-    return path
+    return _cached(weights, onnx_cache_key(model, opset), '.onnx', lambda p: export_onnx(model, p, opset),
+                   'exporting the model to ONNX', cache_dir, verbose)
 
 # %% ../nbs/07b_export.ipynb #29571c08
 class OnnxRunner:
@@ -170,6 +185,14 @@ class OnnxRunner:
         return torch.from_numpy(score), torch.from_numpy(dist)
 
 # %% ../nbs/07b_export.ipynb #b55db42b
+def score_program(model: EAT, # the trained model
+                  dynamic_batch: bool = True, # allow any batch size
+                 ) -> torch.export.ExportedProgram:
+    "The `torch.export` program of `ScoreHead(model)` in inference mode."
+    x = torch.randn(2, 3, model.cfg.img_size, model.cfg.img_size)
+    dyn = ({0: torch.export.Dim('batch', min=1, max=4096)},) if dynamic_batch else None
+    return torch.export.export(ScoreHead(model).eval().cpu(), (x,), dynamic_shapes=dyn)
+
 def export_program(model: EAT, # the trained model
                    path: str | Path, # output `.pt2` file
                    dynamic_batch: bool = True, # allow any batch size
@@ -177,8 +200,69 @@ def export_program(model: EAT, # the trained model
     "Save a `torch.export` program of `ScoreHead(model)`."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    x = torch.randn(2, 3, model.cfg.img_size, model.cfg.img_size)
-    dyn = ({0: torch.export.Dim('batch', min=1, max=4096)},) if dynamic_batch else None
-    prog = torch.export.export(ScoreHead(model).eval().cpu(), (x,), dynamic_shapes=dyn)
-    torch.export.save(prog, str(path))
+    torch.export.save(score_program(model, dynamic_batch), str(path))
     return path
+
+# %% ../nbs/07b_export.ipynb #3d6eacb6
+def require_openvino(purpose: str = 'OpenVINO scoring', # what needs it, for the message
+                    ):
+    "Import openvino, or raise an ImportError that names the optional extra and how to install it."
+    try: import openvino
+    except ImportError as e:
+        raise ImportError(f"{purpose} needs the optional package openvino, which is not installed. Install the "
+                          f"'openvino' extra: pip install 'eat[openvino]' (or: pip install openvino).") from e
+    return openvino
+
+# %% ../nbs/07b_export.ipynb #ab791684
+class OpenVinoRunner:
+    "An OpenVINO model of an exported `ScoreHead`, compiled for the CPU: images in, `(score, dist)` tensors out."
+    def __init__(self, path: str | Path, # OpenVINO `.xml` file (its `.bin` beside it)
+                 threads: int | None = None, # inference threads (default: torch's)
+                 compile_cache: bool = True, # keep the compiled model in `NAME.cache` beside the file (if writable)
+                ):
+        ov = require_openvino()
+        self.path = Path(path)
+        cfg = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': 'f32',
+               'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()}
+        cache = self.path.with_suffix('.cache')
+        if compile_cache and _writable(cache): cfg['CACHE_DIR'] = str(cache)
+        self.model = ov.Core().compile_model(str(self.path), 'CPU', cfg)
+        self.request = self.model.create_infer_request()
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.request.infer({0: x.detach().cpu().float().contiguous().numpy()})  # outputs copied out
+        return torch.from_numpy(out[self.model.output(0)]), torch.from_numpy(out[self.model.output(1)])
+
+# %% ../nbs/07b_export.ipynb #b1c8bfe6
+def export_openvino(model: EAT, # the trained model
+                    path: str | Path, # output `.xml` file (the weights go to the `.bin` beside it)
+                    check: bool = True, # compare OpenVINO with PyTorch on random inputs
+                    atol: float = 1e-4, # tolerance of the check, on the score
+                   ) -> Path:
+    "Convert the `torch.export` program of `model` to OpenVINO (fp32, any batch); optionally check it against PyTorch."
+    ov = require_openvino('export_openvino')
+    if model.cfg.head_kind == 'classifier': raise ValueError("Export a scoring model (dist/score head), not a classifier")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    S = model.cfg.img_size
+    om = ov.convert_model(score_program(model))
+    om.reshape({om.inputs[0]: ov.PartialShape([-1, 3, S, S])})  # the program checks the size; OpenVINO need not guess
+    for port, name in zip([*om.inputs, *om.outputs], ['image', 'score', 'dist']): port.get_tensor().set_names({name})
+    ov.save_model(om, str(path), compress_to_fp16=False)
+    if check:
+        x = torch.randn(3, 3, S, S, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad(): ref = ScoreHead(model).eval().cpu()(x)[0]
+        diff = float((OpenVinoRunner(path, compile_cache=False)(x)[0] - ref).abs().max())
+        if diff > atol: raise RuntimeError(f"OpenVINO scores differ from PyTorch's by {diff:.2e} > atol={atol}.")
+    return path
+
+# %% ../nbs/07b_export.ipynb #5608c2d9
+def cached_openvino(model: EAT, # the model loaded from `weights`
+                    weights: str | Path | None = None, # what it was loaded from: file, model folder, Hub id or None
+                    cache_dir: str | Path | None = None, # where the model goes (default: beside the weights, as ONNX's)
+                    verbose: bool = True, # say on stderr when converting
+                   ) -> Path:
+    "The checked OpenVINO model of `model` (`.openvino.xml` + `.bin`), made once and reused like `cached_onnx`'s."
+    return _cached(weights, export_cache_key(model, runtime='openvino', format=OPENVINO_FORMAT), '.openvino.xml',
+                   lambda p: export_openvino(model, p), 'converting the model to OpenVINO', cache_dir, verbose,
+                   companions=('.bin',))

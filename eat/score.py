@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -20,13 +21,14 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from .data import IMAGE_EXTS, SCORE_BINS
-from .export import OnnxRunner, cached_onnx, export_onnx, require_onnxruntime
+from .export import (OnnxRunner, OpenVinoRunner, cached_onnx, cached_openvino, export_onnx, export_openvino,
+                        require_onnxruntime, require_openvino)
 from .images import BadImageError, build_transform, decoding, open_image, to_rgb
 from .model import EAT, create_model, VARIANTS
 from .weights import load_model
 
 # %% auto #0
-__all__ = ['COLUMNS', 'BACKENDS', 'find_images', 'dist_std', 'Scorer', 'main']
+__all__ = ['COLUMNS', 'BACKENDS', 'find_images', 'dist_std', 'cached_export', 'Scorer', 'main']
 
 # %% ../nbs/07a_score.ipynb #2aed0eaa
 def find_images(paths: Sequence[str | Path], # files and folders
@@ -68,7 +70,17 @@ class _Files(Dataset):
 def _collate(items): return items
 
 # %% ../nbs/07a_score.ipynb #baccd2da
-BACKENDS = ('eager', 'onnxruntime')
+BACKENDS = ('eager', 'onnxruntime', 'openvino')
+_RUNTIMES = {'onnxruntime': require_onnxruntime, 'openvino': require_openvino}  # the CPU runtimes, their import check
+
+def cached_export(backend: str, # one of `BACKENDS`
+                  model: EAT, # the model loaded from `weights`
+                  weights: str | Path | None, # what it was loaded from (the export is cached beside it)
+                 ) -> dict:
+    "The `Scorer` keyword naming the cached export of `model` for `backend`, made once; none for eager."
+    if backend == 'onnxruntime': return {'onnx_path': cached_onnx(model, weights)}
+    if backend == 'openvino': return {'openvino_path': cached_openvino(model, weights)}
+    return {}
 
 class Scorer:
     "Score images with a trained EAT model."
@@ -79,9 +91,10 @@ class Scorer:
                  batch_size: int = 32, # images per forward pass
                  num_workers: int = 0, # decoding processes
                  allow_batch_pooling: bool = False, # accept a model whose scores depend on its batch
-                 backend: str = 'eager', # 'eager' (PyTorch) or 'onnxruntime' (CPU only; needs the export extra)
+                 backend: str = 'eager', # 'eager' (PyTorch), 'onnxruntime' or 'openvino' (CPU only; optional extras)
                  compile: bool | str = False, # torch.compile the PyTorch model (eager backend); a string names its backend
                  onnx_path: str | Path | None = None, # the model's ONNX export (default: export to a temporary file)
+                 openvino_path: str | Path | None = None, # its OpenVINO `.xml` (default: convert to a temporary file)
                 ):
         if model.cfg.head_kind == 'classifier':
             raise ValueError("This model has a classification head (pretraining): fine-tune it for aesthetics first.")
@@ -90,13 +103,13 @@ class Scorer:
                              "scores would depend on the batch. Load it with reference_pooling='image', or pass "
                              "allow_batch_pooling=True to reproduce the original numbers.")
         if backend not in BACKENDS: raise ValueError(f"Unknown backend {backend!r}: choose one of {BACKENDS}.")
-        if backend == 'onnxruntime':
-            if compile: raise ValueError("compile=True applies to the eager backend; the onnxruntime one is compiled.")
+        if backend in _RUNTIMES:
+            if compile: raise ValueError(f"compile=True applies to the eager backend; the {backend} one is compiled.")
             if device is not None and torch.device(device).type != 'cpu':
-                raise ValueError(f"The onnxruntime backend runs on the CPU, not {str(device)!r}: use device='cpu' or "
+                raise ValueError(f"The {backend} backend runs on the CPU, not {str(device)!r}: use device='cpu' or "
                                  f"the eager backend.")
             device = 'cpu'
-            require_onnxruntime("backend='onnxruntime'")
+            _RUNTIMES[backend](f"backend={backend!r}")
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
         self.model = model.eval()
         self.backend, self.compile, self._tmp = backend, compile, None
@@ -106,6 +119,11 @@ class Scorer:
                 self._tmp = tempfile.TemporaryDirectory(prefix='eat_onnx_')
                 onnx_path = export_onnx(self.model, Path(self._tmp.name) / 'model.onnx')
             self._run = OnnxRunner(onnx_path)
+        if backend == 'openvino':
+            if openvino_path is None:  # as for ONNX: a private conversion for this scorer's lifetime
+                self._tmp = tempfile.TemporaryDirectory(prefix='eat_openvino_')
+                openvino_path = export_openvino(self.model, Path(self._tmp.name) / 'model.openvino.xml')
+            self._run = OpenVinoRunner(openvino_path)
         self.model = self.model.to(self.device)
         if backend == 'eager':
             # one static batch shape (the last batch is padded, see `_forward`): no recompilation for its size
@@ -123,11 +141,12 @@ class Scorer:
                      config: str | Path | None = None, # the original YAML config (original checkpoints only)
                      **kwargs, # `Scorer` options
                     ) -> Scorer:
-        "Load weights in any form (`eat.weights.load_model`) and wrap them; the onnxruntime backend caches its export."
-        if kwargs.get('backend') == 'onnxruntime': require_onnxruntime("backend='onnxruntime'")  # before the export
+        "Load weights in any form (`eat.weights.load_model`) and wrap them; a CPU runtime caches its export by them."
+        backend = kwargs.get('backend', 'eager')
+        if backend in _RUNTIMES: _RUNTIMES[backend](f"backend={backend!r}")  # before loading and exporting
         model = load_model(weights, config)
-        if kwargs.get('backend') == 'onnxruntime' and kwargs.get('onnx_path') is None:
-            kwargs['onnx_path'] = cached_onnx(model, weights)
+        if not kwargs.get('onnx_path') and not kwargs.get('openvino_path'):
+            kwargs.update(cached_export(backend, model, weights))
         return cls(model, **kwargs)
 
     @torch.no_grad()
@@ -170,8 +189,12 @@ class Scorer:
         rows: list[dict | None] = [None] * len(paths)
         loader = DataLoader(_Files(paths, self.transform), batch_size=self.batch_size, num_workers=self.num_workers,
                             collate_fn=_collate, pin_memory=self.device.type == 'cuda')
-        with tqdm(total=len(paths), desc='scoring', unit='img', disable=not progress) as bar:
-            for items in loader:
+        with tqdm(total=len(paths), desc='scoring', unit='img', disable=not progress) as bar, \
+             ThreadPoolExecutor(1, thread_name_prefix='eat-decode') as pool:
+            batches = iter(loader)
+            ahead = pool.submit(next, batches, None)
+            while (items := ahead.result()) is not None:
+                ahead = pool.submit(next, batches, None)  # the next batch decodes while the model scores this one
                 good = [(i, x) for i, x, err in items if x is not None]
                 for i, _, err in items:
                     if err: rows[i] = self._failed(str(paths[i]), err)
@@ -217,7 +240,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--tta', action='store_true', help='average the image and its mirror image')
     p.add_argument('--backend', choices=BACKENDS, default='eager',
                    help="eager: PyTorch; onnxruntime: an ONNX export (made once, cached beside the weights) run by "
-                        "ONNX Runtime on the CPU, faster (needs: pip install 'eat[export]')")
+                        "ONNX Runtime on the CPU (needs: pip install 'eat[export]'); openvino: the model converted "
+                        "to OpenVINO (made once, cached likewise) on the CPU, the fastest "
+                        "(needs: pip install 'eat[openvino]')")
     p.add_argument('--compile', action='store_true', help='run the PyTorch model through torch.compile (eager backend)')
     p.add_argument('--preset', default=None, help='transform preset (default: the one saved with the weights, or ava)')
     p.add_argument('--no-recursive', action='store_true', help='do not search sub-folders')
@@ -252,12 +277,12 @@ def main(argv: list[str] | None = None, # arguments (default: sys.argv[1:])
         print(f"eat-score: --out {args.out!r} must end in .csv or .json.", file=sys.stderr)
         return 2
     try:
-        if args.backend == 'onnxruntime': require_onnxruntime('eat-score --backend onnxruntime')
+        if args.backend in _RUNTIMES: _RUNTIMES[args.backend](f'eat-score --backend {args.backend}')
         model = load_model(args.weights, args.config) if args.weights else create_model(args.random_weights)
         preset = args.preset or _saved_preset(args.weights) or 'ava'
-        onnx = cached_onnx(model, args.weights) if args.backend == 'onnxruntime' and args.weights else None
+        export = cached_export(args.backend, model, args.weights) if args.weights else {}
         scorer = Scorer(model, args.device, preset, args.tta, args.batch_size, args.workers,
-                        backend=args.backend, compile=args.compile, onnx_path=onnx)
+                        backend=args.backend, compile=args.compile, **export)
     except (OSError, ValueError, ImportError) as e:  # OSError: a missing file, a Hub id without network, no cache
         print(f"eat-score: {e}", file=sys.stderr)
         return 2

@@ -93,13 +93,17 @@ def test_original_model_builds_like_eat_tiny():
 def test_bench_score_smoke(tmp_path):
     import bench_score
     res = bench_score.main(['--smoke', '--out', str(tmp_path / 'r'), '--dir', str(tmp_path / 'd')])
-    rows = list(csv.DictReader(open(tmp_path / 'r' / 'score_onnx.csv')))
-    assert [r['name'] for r in rows] == ['eager', 'onnxruntime', 'onnx_export_once']
-    assert float(rows[1]['ratio']) == pytest.approx(float(rows[0]['seconds']) / float(rows[1]['seconds']), rel=1e-3)
-    assert res['info']['max_abs_score_diff'] <= 1e-4
-    info = json.loads((tmp_path / 'r' / 'score_onnx_machine.json').read_text())
-    assert {'git_commit', 'load_avg_start', 'load_avg_end', 'photos'} <= set(info)
-    assert len(list((tmp_path / 'd' / 'weights').glob('*.onnx'))) == 1  # one export, reused by every round
+    rows = list(csv.DictReader(open(tmp_path / 'r' / 'score_backends.csv')))
+    assert [r['name'] for r in rows] == ['eager', 'onnxruntime', 'openvino', 'onnx_export_once', 'openvino_convert_once']
+    for r in rows[1:3]:
+        assert float(r['ratio']) == pytest.approx(float(rows[0]['seconds']) / float(r['seconds']), rel=1e-3)
+        assert float(r['max_abs_score_diff']) <= 1e-4
+    assert res['info']['max_abs_score_diff'].keys() == {'onnxruntime', 'openvino'}
+    assert res['info']['fastest'] in ('eager', 'onnxruntime', 'openvino')
+    info = json.loads((tmp_path / 'r' / 'score_backends.json').read_text())
+    assert {'git_commit', 'load_avg_start', 'load_avg_end', 'photos', 'fastest_ratio'} <= set(info)
+    weights = tmp_path / 'd' / 'weights'
+    assert len(list(weights.glob('*.onnx'))) == len(list(weights.glob('*.openvino.xml'))) == 1  # reused every round
 
 
 def test_gpu_check_refuses_without_a_gpu(tmp_path):

@@ -1,7 +1,8 @@
 """Every weights form with every backend in every consumer (issue 26): a weights file with its JSON, the model folder
 `eat-train` writes (RUN/model), a Hub id (offline here: the clear error), an original checkpoint with its YAML; each
-with eager PyTorch, ONNX Runtime and torch.compile; in eat-score, eat-evaluate and `Scorer`. ONNX Runtime and the
-compiled model must give the eager numbers (1e-4), and the ONNX cache key follows the weights' content.
+with eager PyTorch, ONNX Runtime, OpenVINO (issue 27) and torch.compile; in eat-score, eat-evaluate and `Scorer`.
+ONNX Runtime, OpenVINO and the compiled model must give the eager numbers (1e-4), and the cache key of both exports
+follows the weights' content.
 
 torch.compile runs with its `eager` backend (graph capture without inductor's C++ compiling, which takes minutes on
 2 CPU cores): the compile combinations are the slowest and carry the `slow` marker, but they run with the rest."""
@@ -23,7 +24,7 @@ from eat.weights import load_model
 
 torch.set_num_threads(1)
 FORMS = ["file", "folder", "original", "hub"]
-BACKENDS = ["eager", "onnxruntime", "compile"]
+BACKENDS = ["eager", "onnxruntime", "openvino", "compile"]
 CONSUMERS = ["eat-score", "eat-evaluate", "Scorer"]
 SMALL = dict(dim_stem=16, dims=[16, 32, 64, 128], heads=[1, 2, 2, 4], groups=[-1, -1, 1, 2], window_sizes=[4, 4, 4, 2])
 HUB = "hf-hub:someorg/eat-micro-ava"
@@ -75,10 +76,10 @@ def compiled(monkeypatch):
 def _score(run, form, backend, consumer, tmp_path, capsys) -> np.ndarray | str:
     "Scores of the photos (eat-score, Scorer) or predictions on the test split (eat-evaluate), or the error text."
     w, yaml_path = _weights(run, form)
-    flags = {"eager": [], "onnxruntime": ["--backend", "onnxruntime"], "compile": ["--compile"]}[backend]
+    flags = {"eager": [], "compile": ["--compile"]}.get(backend, ["--backend", backend])
     if consumer == "Scorer":
-        try: sc = S.Scorer.from_weights(w, yaml_path, device="cpu", batch_size=4, backend="onnxruntime" if
-                                        backend == "onnxruntime" else "eager", compile=backend == "compile")
+        try: sc = S.Scorer.from_weights(w, yaml_path, device="cpu", batch_size=4, backend="eager" if
+                                        backend == "compile" else backend, compile=backend == "compile")
         except OSError as e: return str(e)
         return sc.score(run / "photos").score.to_numpy()
     if consumer == "eat-score":
@@ -126,3 +127,31 @@ def test_onnx_cache_follows_the_content_whatever_the_form(run, capsys):
                    "--quiet", "--out", str(run / "s.csv")]) == 0
     assert [p.name.split(".")[0] for p in (run / "run" / "model").glob("*.onnx")] == ["model"]  # inside the folder
     assert len(list((run / "run").glob("best.*.onnx"))) <= 1
+
+
+def test_openvino_cache_beside_the_weights_reused_by_the_next_run(run, monkeypatch):
+    pytest.importorskip("openvino")
+    import eat.export as X
+    folder = run / "run" / "model"
+    out = [run / f"ov{i}.csv" for i in range(2)]
+    args = [str(run / "photos"), "--weights", str(folder), "--backend", "openvino", "--quiet", "--out"]
+    assert S.main(args + [str(out[0])]) == 0
+    xml = [p.name for p in folder.glob("*.openvino.xml")]
+    assert len(xml) == 1 and xml[0].split(".")[0] == "model" and (folder / xml[0]).with_suffix(".bin").is_file()
+    assert (folder / xml[0]).with_suffix(".cache").is_dir()  # OpenVINO's compiled model, for the next process
+    key = xml[0].split(".")[1]
+    assert key == X.export_cache_key(load_model(folder), runtime="openvino", format=X.OPENVINO_FORMAT)
+    assert key != onnx_cache_key(load_model(folder))  # another runtime, another file
+    monkeypatch.setattr(X, "export_openvino", lambda *a, **k: pytest.fail("converted again"))
+    assert S.main(args + [str(out[1])]) == 0
+    assert pd.read_csv(out[0]).equals(pd.read_csv(out[1]))
+
+
+def test_openvino_missing_names_the_extra(run, monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, "openvino", None)  # what a missing package looks like to `import`
+    assert S.main([str(run / "photos"), "--weights", str(run / "run" / "model"), "--backend", "openvino",
+                   "--quiet"]) == 2
+    assert "pip install 'eat[openvino]'" in capsys.readouterr().err
+    with pytest.raises(ImportError, match=r"eat\[openvino\]"):
+        S.Scorer.from_weights(run / "run" / "model", backend="openvino")
