@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -26,14 +27,22 @@ __all__ = ['ONNX_OPSET', 'EXPORT_FORMAT', 'OPENVINO_FORMAT', 'require_onnxruntim
            'export_program', 'require_openvino', 'OpenVinoRunner', 'export_openvino', 'cached_openvino']
 
 # %% ../nbs/07b_export.ipynb #8be9f089
+def _require(module: str, # the optional package
+             extra: str, # eat's extra that installs it
+             purpose: str, # what needs it, for the message
+             packages: str, # what plain pip would install instead
+            ):
+    "Import an optional package, or raise an ImportError that names eat's extra and how to install it."
+    try: return importlib.import_module(module)
+    except ImportError as e:
+        raise ImportError(f"{purpose} needs the optional package {module}, which is not installed. Install the "
+                          f"'{extra}' extra: pip install 'eat[{extra}]' (or: pip install {packages}).") from e
+
+# %% ../nbs/07b_export.ipynb #9891919f
 def require_onnxruntime(purpose: str = 'ONNX Runtime scoring', # what needs it, for the message
                        ):
     "Import onnxruntime, or raise an ImportError that names the optional extra and how to install it."
-    try: import onnxruntime
-    except ImportError as e:
-        raise ImportError(f"{purpose} needs the optional package onnxruntime, which is not installed. Install the "
-                          f"'export' extra: pip install 'eat[export]' (or: pip install onnx onnxruntime).") from e
-    return onnxruntime
+    return _require('onnxruntime', 'export', purpose, 'onnx onnxruntime')
 
 # %% ../nbs/07b_export.ipynb #ab9ba19d
 ONNX_OPSET = 17
@@ -207,11 +216,7 @@ def export_program(model: EAT, # the trained model
 def require_openvino(purpose: str = 'OpenVINO scoring', # what needs it, for the message
                     ):
     "Import openvino, or raise an ImportError that names the optional extra and how to install it."
-    try: import openvino
-    except ImportError as e:
-        raise ImportError(f"{purpose} needs the optional package openvino, which is not installed. Install the "
-                          f"'openvino' extra: pip install 'eat[openvino]' (or: pip install openvino).") from e
-    return openvino
+    return _require('openvino', 'openvino', purpose, 'openvino')
 
 # %% ../nbs/07b_export.ipynb #ab791684
 class OpenVinoRunner:

@@ -12,16 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import yaml
 from PIL import Image
 
 pyiqa = pytest.importorskip('pyiqa', reason="pyiqa is not installed: these tests need the optional extra "
                                              "(pip install 'eat[pyiqa]'; make's venv installs it)")
 
 import eat.pyiqa_metric as M
-from eat.model import EAT, create_model
+from eat.model import create_model
 from eat.score import Scorer
 from eat.weights import save_pretrained
+from originals import write_original
 
 torch.set_num_threads(1)
 SMALL = dict(img_size=64, window_sizes=[4, 4, 4, 2])
@@ -40,15 +40,7 @@ def files(tmp_path_factory):
         for n, p in m.named_parameters():
             if 'rpe_table' in n or n.startswith('cls_head'): p.normal_(0, 0.1)
     save_pretrained(m, root / 'model')
-    dat = create_model('dat_micro', **SMALL)  # the original code's layout, as tests/test_weights_backends.py writes it
-    keys = ['img_size', 'dim_stem', 'dims', 'depths', 'stage_spec', 'heads', 'window_sizes', 'groups', 'use_pes',
-            'dwc_pes', 'strides', 'sr_ratios', 'offset_range_factor', 'no_offs', 'fixed_pes', 'use_dwc_mlps',
-            'use_conv_patches', 'drop_path_rate']
-    (root / 'orig.yaml').write_text(yaml.safe_dump(
-        {'MODEL': {'TYPE': 'dat', 'DAT': {**{k: getattr(dat.cfg, k) for k in keys}, 'num_classes': 10}}}))
-    torch.manual_seed(1)
-    torch.save({'model': EAT.from_official(root / 'orig.yaml', verbose=False).state_dict(), 'epoch': 300},
-               root / 'orig.pth')
+    write_original(root, **SMALL)
     photos = root / 'photos'
     photos.mkdir()
     rng = np.random.default_rng(0)

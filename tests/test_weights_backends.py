@@ -12,15 +12,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 import eat.config as C
 import eat.evaluate as E
 import eat.score as S
 from eat.export import onnx_cache_key
-from eat.model import EAT, create_model
 from eat.train import train
 from eat.weights import load_model
+from originals import write_original
 
 torch.set_num_threads(1)
 FORMS = ["file", "folder", "original", "hub"]
@@ -40,15 +39,7 @@ def run(tmp_path_factory):
                                  "data.synth_n=24", "data.synth_size=64", "data.img_size=64",
                                  "data.fractions=[0.5, 0.25, 0.25]", "batch_size=4", "epochs=1", "eval_init=false"])
     train(cfg, root / "run", progress=False)
-    dat = create_model("dat_micro", img_size=64, **SMALL)  # the original code's layout (DAT v1 blocks)
-    keys = ["img_size", "dim_stem", "dims", "depths", "stage_spec", "heads", "window_sizes", "groups", "use_pes",
-            "dwc_pes", "strides", "sr_ratios", "offset_range_factor", "no_offs", "fixed_pes", "use_dwc_mlps",
-            "use_conv_patches", "drop_path_rate"]
-    (root / "orig.yaml").write_text(yaml.safe_dump(
-        {"MODEL": {"TYPE": "dat", "DAT": {**{k: getattr(dat.cfg, k) for k in keys}, "num_classes": 10}}}))
-    torch.manual_seed(1)
-    original = EAT.from_official(root / "orig.yaml")  # what the original code builds from that YAML, trained elsewhere
-    torch.save({"model": original.state_dict(), "epoch": 300}, root / "orig.pth")
+    write_original(root, img_size=64, **SMALL)
     (root / "photos").mkdir()
     for p in sorted((synth / "images").glob("*.jpg"))[:5]: shutil.copy(p, root / "photos" / p.name)
     return root
