@@ -101,7 +101,9 @@ def main(argv=None) -> dict:
     if "openvino" in backends:
         t0 = time.perf_counter()
         xml = cached_openvino(model, weights, verbose=False)
-        OpenVinoRunner(xml)  # the first compilation, which OpenVINO caches beside the model for every later process
+        # the first compilations (full batches; the any-batch model for the last one), which OpenVINO caches beside the
+        # model for every later process
+        OpenVinoRunner(xml, threads=threads, batch_size=a.batch)(torch.zeros(n % a.batch or 1, 3, *[model.cfg.img_size] * 2))
         size = xml.with_suffix(".bin").stat().st_size / 2**20
         once["openvino_convert_once"] = (time.perf_counter() - t0, f"{size:.1f} MB, with its first compilation")
     times = {b: [] for b in backends}

@@ -224,19 +224,32 @@ class OpenVinoRunner:
     def __init__(self, path: str | Path, # OpenVINO `.xml` file (its `.bin` beside it)
                  threads: int | None = None, # inference threads (default: torch's)
                  compile_cache: bool = True, # keep the compiled model in `NAME.cache` beside the file (if writable)
+                 batch_size: int | None = None, # also compile for this batch size, the fastest for it (None: any only)
                 ):
-        ov = require_openvino()
-        self.path = Path(path)
-        cfg = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': 'f32',
-               'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()}
+        self._ov = require_openvino()
+        self.path, self.batch_size = Path(path), batch_size
+        self._cfg = {'PERFORMANCE_HINT': 'LATENCY', 'INFERENCE_PRECISION_HINT': 'f32',
+                     'INFERENCE_NUM_THREADS': threads or torch.get_num_threads()}
         cache = self.path.with_suffix('.cache')
-        if compile_cache and _writable(cache): cfg['CACHE_DIR'] = str(cache)
-        self.model = ov.Core().compile_model(str(self.path), 'CPU', cfg)
-        self.request = self.model.create_infer_request()
+        if compile_cache and _writable(cache): self._cfg['CACHE_DIR'] = str(cache)
+        self._core, self._compiled = self._ov.Core(), {}  # batch size (None: any) -> (compiled model, request)
+        self._request(batch_size)  # compile now: a broken file fails here, not at the first batch
+
+    def _request(self, n: int | None):
+        "The compiled model and infer request for batch size `n` (the any-batch one unless `n` is `batch_size`)."
+        key = n if n == self.batch_size else None
+        if key not in self._compiled:
+            m = self._core.read_model(str(self.path))
+            if key is not None: m.reshape({m.inputs[0]: self._ov.PartialShape([key, *m.inputs[0].partial_shape[1:]])})
+            c = self._core.compile_model(m, 'CPU', self._cfg)
+            self._compiled[key] = (c, c.create_infer_request())
+        return self._compiled[key]
 
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.request.infer({0: x.detach().cpu().float().contiguous().numpy()})  # outputs copied out
-        return torch.from_numpy(out[self.model.output(0)]), torch.from_numpy(out[self.model.output(1)])
+        model, request = self._request(len(x))
+        out = request.infer({0: x.detach().cpu().float().contiguous().numpy()})  # outputs copied out
+        return torch.from_numpy(out[model.output(0)]), torch.from_numpy(out[model.output(1)])
+
 
 # %% ../nbs/07b_export.ipynb #b1c8bfe6
 def export_openvino(model: EAT, # the trained model

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from .model import EAT, create_model, VARIANTS
 from .weights import load_model
 
 # %% auto #0
-__all__ = ['COLUMNS', 'BACKENDS', 'find_images', 'dist_std', 'cached_export', 'Scorer', 'main']
+__all__ = ['COLUMNS', 'BACKENDS', 'find_images', 'dist_std', 'cached_export', 'Scorer', 'main', 'cli']
 
 # %% ../nbs/07a_score.ipynb #2aed0eaa
 def find_images(paths: Sequence[str | Path], # files and folders
@@ -123,7 +124,7 @@ class Scorer:
             if openvino_path is None:  # as for ONNX: a private conversion for this scorer's lifetime
                 self._tmp = tempfile.TemporaryDirectory(prefix='eat_openvino_')
                 openvino_path = export_openvino(self.model, Path(self._tmp.name) / 'model.openvino.xml')
-            self._run = OpenVinoRunner(openvino_path)
+            self._run = OpenVinoRunner(openvino_path, batch_size=batch_size)  # full batches: a static shape
         self.model = self.model.to(self.device)
         if backend == 'eager':
             # one static batch shape (the last batch is padded, see `_forward`): no recompilation for its size
@@ -301,6 +302,7 @@ def main(argv: list[str] | None = None, # arguments (default: sys.argv[1:])
         else: table.to_csv(out, index=False)
     else: table.to_csv(sys.stdout, index=False)
     if args.explain: _explain_all(scorer, table, Path(args.explain), args.block, preset, args.quiet)
+    if scorer._tmp is not None: scorer._tmp.cleanup()  # a private export (no weights to cache beside)
     n_bad = int((table.error != '').sum())
     print(f"eat-score: scored {len(table) - n_bad} of {len(table)} images, {n_bad} failed"
           f"{' (see the error column)' if n_bad else ''}.", file=sys.stderr)
@@ -318,3 +320,11 @@ def _explain_all(scorer: Scorer, table: pd.DataFrame, out_dir: Path, block: int,
             print(f"eat-score: no figure for {path}: {e.reason} ({e.detail})", file=sys.stderr); continue
         lk = look(scorer.model, img, preset)
         save_figure(explain_figure(lk, block, name=Path(path).name), out_dir / f'{i:05d}_{Path(path).stem}.png')
+
+# %% ../nbs/07a_score.ipynb #d5f09b19
+def cli():
+    "The `eat-score` console script: `main`, flush, and exit without the interpreter's slow teardown."
+    rc = main()
+    sys.stdout.flush(); sys.stderr.flush()
+    os._exit(rc)
+
