@@ -14,17 +14,21 @@ import sys
 import warnings
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from .model import EAT
+from .files import write_json
+
+if TYPE_CHECKING: from eat.model import EAT  # annotations only: running an export needs no model code (nor timm)
 
 # %% auto #0
 __all__ = ['ONNX_OPSET', 'EXPORT_FORMAT', 'OPENVINO_FORMAT', 'require_onnxruntime', 'ScoreHead', 'export_onnx', 'onnx_max_diff',
-           'model_sha256', 'export_cache_key', 'onnx_cache_key', 'cached_onnx', 'OnnxRunner', 'score_program',
-           'export_program', 'require_openvino', 'OpenVinoRunner', 'export_openvino', 'cached_openvino']
+           'model_sha256', 'export_cache_key', 'onnx_cache_key', 'cached_onnx', 'weights_link_key', 'link_export',
+           'find_linked_export', 'OnnxRunner', 'score_program', 'export_program', 'require_openvino', 'OpenVinoRunner',
+           'export_openvino', 'cached_openvino']
 
 # %% ../nbs/07b_export.ipynb #8be9f089
 def _require(module: str, # the optional package
@@ -174,8 +178,72 @@ def cached_onnx(model: EAT, # the model loaded from `weights`
                 verbose: bool = True, # say on stderr when exporting
                ) -> Path:
     "The checked ONNX export of `model`, made once and reused while its weights and settings stay the same."
-    return _cached(weights, onnx_cache_key(model, opset), '.onnx', lambda p: export_onnx(model, p, opset),
+    path = _cached(weights, onnx_cache_key(model, opset), '.onnx', lambda p: export_onnx(model, p, opset),
                    'exporting the model to ONNX', cache_dir, verbose)
+    if opset == ONNX_OPSET and cache_dir is None: link_export(weights, 'onnxruntime', path, model)
+    return path
+
+# %% ../nbs/07b_export.ipynb #378897c8
+def _source_sha256() -> str:
+    "sha256 of this package's Python sources: links made by other code are not trusted."
+    h = hashlib.sha256()
+    for f in sorted(Path(importlib.import_module('eat').__file__).parent.glob('*.py')):
+        h.update(f.name.encode()); h.update(f.read_bytes())
+    return h.hexdigest()
+
+def weights_link_key(weights: str | Path | None, # a model folder or a `.safetensors` file (others: None)
+                     runtime: str, # 'onnxruntime' or 'openvino'
+                    ) -> str | None:
+    "16 hex digits naming these weight files' bytes, the runtime, the format versions and this code; None if not files."
+    p = Path(str(weights).removeprefix('local-dir:')) if weights is not None else None
+    if p is not None and p.is_dir(): files = [p / 'config.json', p / 'model.safetensors']
+    elif p is not None and p.suffix == '.safetensors' and p.is_file(): files = [p, p.with_suffix('.json')]
+    else: return None
+    h = hashlib.sha256(f'{runtime}|{EXPORT_FORMAT}|{OPENVINO_FORMAT}|{ONNX_OPSET}|{_source_sha256()}'.encode())
+    for f in files:
+        h.update(f'|{f.name}|'.encode())
+        if f.is_file():
+            with open(f, 'rb') as fh:
+                for chunk in iter(lambda: fh.read(1 << 22), b''): h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+# %% ../nbs/07b_export.ipynb #abe86ca1
+def _link_name(weights, runtime: str) -> str | None:
+    key = weights_link_key(weights, runtime)
+    return None if key is None else f'{_home(weights)[1]}.{key}.{runtime}.link.json'
+
+def link_export(weights: str | Path | None, # what `model` was loaded from
+                runtime: str, # 'onnxruntime' or 'openvino'
+                export: Path, # its cached export
+                model: EAT, # the loaded model (its config goes into the link)
+               ) -> Path | None:
+    "Write the link from these weight files to their cached `export` (beside it); None when they are not local files."
+    name = _link_name(weights, runtime)
+    if name is None or (export.parent / name).is_file(): return None if name is None else export.parent / name
+    from eat.weights import load_model
+    cfg = {k: v for k, v in asdict(model.cfg).items() if k != 'grad_checkpointing'}
+    try: loaded = load_model(weights)  # the link promises what the files load as: `model` may have been changed since
+    except Exception: return None
+    if model_sha256(loaded) != model_sha256(model) or {k: v for k, v in asdict(loaded.cfg).items() if k in cfg} != cfg:
+        return None
+    cfg['head_kind'] = model.cfg.head_kind  # a property of the config, which `Scorer` needs
+    try: return write_json(export.parent / name, {'export': export.name, 'config': cfg})
+    except OSError: return None  # a read-only folder: later runs load the model, as without links
+
+def find_linked_export(weights: str | Path | None, # a model folder or a `.safetensors` file
+                       runtime: str, # 'onnxruntime' or 'openvino'
+                      ) -> tuple[Path, dict] | None:
+    "The cached export of these weight files and the model's config, without loading the model; None if not linked."
+    name = _link_name(weights, runtime)
+    if name is None: return None
+    for folder in (_home(weights)[0], _user_cache()):
+        try: j = json.loads((folder / name).read_text())
+        except (OSError, ValueError, TypeError): continue
+        if isinstance(j, dict) and (folder / str(j.get('export'))).is_file() and isinstance(j.get('config'), dict):
+            return folder / j['export'], j['config']
+    return None
+
 
 # %% ../nbs/07b_export.ipynb #29571c08
 class OnnxRunner:
@@ -281,6 +349,8 @@ def cached_openvino(model: EAT, # the model loaded from `weights`
                     verbose: bool = True, # say on stderr when converting
                    ) -> Path:
     "The checked OpenVINO model of `model` (`.openvino.xml` + `.bin`), made once and reused like `cached_onnx`'s."
-    return _cached(weights, export_cache_key(model, runtime='openvino', format=OPENVINO_FORMAT), '.openvino.xml',
+    path = _cached(weights, export_cache_key(model, runtime='openvino', format=OPENVINO_FORMAT), '.openvino.xml',
                    lambda p: export_openvino(model, p), 'converting the model to OpenVINO', cache_dir, verbose,
                    companions=('.bin',))
+    if cache_dir is None: link_export(weights, 'openvino', path, model)
+    return path

@@ -18,13 +18,11 @@ from typing import Iterable
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torchvision import transforms as T
-from torchvision.transforms import functional as TF
 from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['BAD_REASONS', 'MAX_PIXELS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'PRESETS', 'BadImageError', 'to_rgb', 'decoding',
-           'open_image', 'ToNormalizedTensor', 'build_transform', 'ImageCache']
+           'open_image', 'Resize', 'CenterCrop', 'Compose', 'ToNormalizedTensor', 'build_transform', 'ImageCache']
 
 # %% ../nbs/04a_images.ipynb #0b79f46c
 BAD_REASONS = ("missing", "zero_byte", "not_image", "unreadable", "truncated", "unsupported", "tiny", "huge", "timeout",
@@ -114,6 +112,51 @@ def open_image(path: str | Path,  # image file
         except BaseException:
             img.close(); raise
 
+# %% ../nbs/04a_images.ipynb #2bce3ccd
+class Resize:
+    "torchvision's `Resize(size)` (bilinear, antialiased): PIL images without importing torchvision, tensors by it."
+    def __init__(self, size: int | tuple[int, int]):  # the shorter side, or (height, width)
+        self.size = size
+    def __repr__(self): return f"{type(self).__name__}(size={self.size})"
+    def __call__(self, img):
+        if not isinstance(img, Image.Image):
+            from torchvision.transforms import functional as TF
+            return TF.resize(img, list(self.size) if isinstance(self.size, tuple) else self.size)
+        w, h = img.size
+        if isinstance(self.size, int):
+            short, long = (w, h) if w <= h else (h, w)
+            new_short, new_long = self.size, int(self.size * long / short)
+            nw, nh = (new_short, new_long) if w <= h else (new_long, new_short)
+        else: nh, nw = self.size
+        return img if (nw, nh) == (w, h) else img.resize((nw, nh), Image.BILINEAR)
+
+
+# %% ../nbs/04a_images.ipynb #1b96547a
+class CenterCrop:
+    "torchvision's `CenterCrop(size)`: PIL images without importing torchvision, tensors and padding by it."
+    def __init__(self, size: int):  # side of the square crop
+        self.size = size
+    def __repr__(self): return f"{type(self).__name__}(size={self.size})"
+    def __call__(self, img):
+        if not isinstance(img, Image.Image) or min(img.size) < self.size:
+            from torchvision.transforms import functional as TF
+            return TF.center_crop(img, [self.size, self.size])
+        w, h = img.size
+        top, left = int(round((h - self.size) / 2.0)), int(round((w - self.size) / 2.0))
+        return img.crop((left, top, left + self.size, top + self.size))
+
+
+# %% ../nbs/04a_images.ipynb #2e7c69b6
+class Compose:
+    "Transforms applied in turn: torchvision's `Compose`, without importing torchvision."
+    def __init__(self, transforms: list):  # callables, first applied first
+        self.transforms = list(transforms)
+    def __repr__(self): return f"{type(self).__name__}({self.transforms})"
+    def __call__(self, img):
+        for t in self.transforms: img = t(img)
+        return img
+
+
 # %% ../nbs/04a_images.ipynb #4b7a6e17
 PRESETS = {  # name -> how the image is resized and augmented
     "ava": dict(kind="square", flip=True),
@@ -134,7 +177,9 @@ class ToNormalizedTensor:
         if isinstance(img, Image.Image) and img.mode == "RGB":  # uint8 -> float and HWC -> CHW in one pass
             x = torch.from_numpy(np.array(img)).permute(2, 0, 1).to(torch.float32, memory_format=torch.contiguous_format)
             x = x.div_(255)
-        else: x = TF.to_tensor(img)
+        else:
+            from torchvision.transforms import functional as TF
+            x = TF.to_tensor(img)
         return x.sub_(self.mean).div_(self.std)
 
 def build_transform(preset: str,  # one of `PRESETS`
@@ -142,20 +187,25 @@ def build_transform(preset: str,  # one of `PRESETS`
                     img_size: int = 224,  # side of the square network input
                     mean: tuple = IMAGENET_MEAN,  # normalisation mean
                     std: tuple = IMAGENET_STD,  # normalisation std
-                   ) -> T.Compose:
+                   ) -> Compose:
     "PIL image -> normalised FloatTensor[3, img_size, img_size]; `.load_size` is the size worth decoding."
     if preset not in PRESETS: raise ValueError(f"unknown transform preset {preset!r}; choose one of {sorted(PRESETS)}")
     if not isinstance(img_size, int) or img_size < 8:
         raise ValueError(f"img_size={img_size!r} must be an int >= 8 (e.g. 224, or 128 for the CPU study)")
     p = PRESETS[preset]
     big = round(img_size * p.get("ratio", 1.0))
-    if p["kind"] == "square" or (p["kind"] == "square_crop" and not train):
-        ops, load = [T.Resize((img_size, img_size))], img_size
+    if not train:
+        if p["kind"] in ("square", "square_crop"): ops, load = [Resize((img_size, img_size))], img_size
+        else: ops, load = [Resize(big), CenterCrop(img_size)], big
+        t = Compose(ops + [ToNormalizedTensor(mean, std)])
+        t.load_size, t.preset, t.train = load, preset, train
+        return t
+    from torchvision import transforms as T  # the random augmentations: training only
+    if p["kind"] == "square": ops, load = [T.Resize((img_size, img_size))], img_size
     elif p["kind"] == "square_crop": ops, load = [T.Resize((big, big)), T.RandomCrop(img_size)], big
-    elif train: ops, load = [T.RandomResizedCrop(img_size)], img_size
-    else: ops, load = [T.Resize(big), T.CenterCrop(img_size)], big
-    if train and p["flip"]: ops.append(T.RandomHorizontalFlip())
-    t = T.Compose(ops + [ToNormalizedTensor(mean, std)])
+    else: ops, load = [T.RandomResizedCrop(img_size)], img_size
+    if p["flip"]: ops.append(T.RandomHorizontalFlip())
+    t = Compose(ops + [ToNormalizedTensor(mean, std)])
     t.load_size, t.preset, t.train = load, preset, train
     return t
 

@@ -12,7 +12,8 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,10 +24,10 @@ from tqdm.auto import tqdm
 
 from .data import IMAGE_EXTS, SCORE_BINS
 from .export import (OnnxRunner, OpenVinoRunner, cached_onnx, cached_openvino, export_onnx, export_openvino,
-                        require_onnxruntime, require_openvino)
+                        find_linked_export, require_onnxruntime, require_openvino)
 from .images import BadImageError, build_transform, decoding, open_image, to_rgb
-from .model import EAT, create_model, VARIANTS
-from .weights import load_model
+
+if TYPE_CHECKING: from eat.model import EAT  # the model code (and timm) is imported where a model is built
 
 # %% auto #0
 __all__ = ['COLUMNS', 'BACKENDS', 'find_images', 'dist_std', 'cached_export', 'Scorer', 'main', 'cli']
@@ -85,7 +86,7 @@ def cached_export(backend: str, # one of `BACKENDS`
 
 class Scorer:
     "Score images with a trained EAT model."
-    def __init__(self, model: EAT, # a trained model
+    def __init__(self, model: EAT | None, # a trained model (None: a CPU runtime's export path and `config` instead)
                  device: str | torch.device | None = None, # 'cpu', 'cuda', ...; default: CUDA when present
                  preset: str = 'ava', # evaluation transform preset
                  tta: bool = False, # average over the image and its mirror image
@@ -96,10 +97,16 @@ class Scorer:
                  compile: bool | str = False, # torch.compile the PyTorch model (eager backend); a string names its backend
                  onnx_path: str | Path | None = None, # the model's ONNX export (default: export to a temporary file)
                  openvino_path: str | Path | None = None, # its OpenVINO `.xml` (default: convert to a temporary file)
+                 config: dict | None = None, # the model's config, when `model` is None (`find_linked_export` gives it)
                 ):
-        if model.cfg.head_kind == 'classifier':
+        if model is None and not (backend == 'onnxruntime' and onnx_path or backend == 'openvino' and openvino_path):
+            raise ValueError("Scorer needs the model, unless a CPU runtime's export is given (onnx_path or "
+                             "openvino_path) with the model's config.")
+        if model is None and not config: raise ValueError("Scorer(None, ...) needs the model's config=.")
+        cfg = model.cfg if model is not None else SimpleNamespace(**config)
+        if cfg.head_kind == 'classifier':
             raise ValueError("This model has a classification head (pretraining): fine-tune it for aesthetics first.")
-        if model.cfg.reference_pooling == 'batch' and not allow_batch_pooling:
+        if cfg.reference_pooling == 'batch' and not allow_batch_pooling:
             raise ValueError("The model uses reference_pooling='batch' (the original batch-mean interest points): its "
                              "scores would depend on the batch. Load it with reference_pooling='image', or pass "
                              "allow_batch_pooling=True to reproduce the original numbers.")
@@ -112,9 +119,9 @@ class Scorer:
             device = 'cpu'
             _RUNTIMES[backend](f"backend={backend!r}")
         self.device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
-        self.model = model.eval()
+        self.model, self.cfg = model.eval() if model is not None else None, cfg
         self.backend, self.compile, self._tmp = backend, compile, None
-        self._has_dist = model.cfg.head_kind in ('dist', 'raw_dist')
+        self._has_dist = cfg.head_kind in ('dist', 'raw_dist')
         if backend == 'onnxruntime':
             if onnx_path is None:  # no weights file to cache beside: a private export for this scorer's lifetime
                 self._tmp = tempfile.TemporaryDirectory(prefix='eat_onnx_')
@@ -125,7 +132,7 @@ class Scorer:
                 self._tmp = tempfile.TemporaryDirectory(prefix='eat_openvino_')
                 openvino_path = export_openvino(self.model, Path(self._tmp.name) / 'model.openvino.xml')
             self._run = OpenVinoRunner(openvino_path, batch_size=batch_size)  # full batches: a static shape
-        self.model = self.model.to(self.device)
+        if model is not None: self.model = self.model.to(self.device)
         if backend == 'eager':
             # one static batch shape (the last batch is padded, see `_forward`): no recompilation for its size
             fwd = self.model if not compile else torch.compile(
@@ -134,7 +141,7 @@ class Scorer:
                 out = fwd(x)
                 return out.score, out.dist
             self._run = run
-        self.transform = build_transform(preset, False, model.cfg.img_size)
+        self.transform = build_transform(preset, False, cfg.img_size)
         self.tta, self.batch_size, self.num_workers = tta, batch_size, num_workers
 
     @classmethod
@@ -145,6 +152,7 @@ class Scorer:
         "Load weights in any form (`eat.weights.load_model`) and wrap them; a CPU runtime caches its export by them."
         backend = kwargs.get('backend', 'eager')
         if backend in _RUNTIMES: _RUNTIMES[backend](f"backend={backend!r}")  # before loading and exporting
+        from eat.weights import load_model
         model = load_model(weights, config)
         if not kwargs.get('onnx_path') and not kwargs.get('openvino_path'):
             kwargs.update(cached_export(backend, model, weights))
@@ -250,10 +258,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--ext', nargs='+', default=list(IMAGE_EXTS), help='extensions searched in folders')
     p.add_argument('--explain', metavar='DIR', help='write one figure per image showing where the model looks')
     p.add_argument('--block', type=int, default=-1, help='deformable block shown by --explain (default: the last)')
-    p.add_argument('--random-weights', metavar='VARIANT', choices=sorted(VARIANTS),
+    p.add_argument('--random-weights', metavar='VARIANT',
                    help='score with an UNTRAINED model (smoke tests only: its scores mean nothing)')
     p.add_argument('--quiet', action='store_true', help='no progress bar')
     return p
+
+def _load_or_link(args) -> tuple[EAT | None, dict, dict | None]:
+    "`(model, export, config)`: a linked export needs no model (the second run of a CPU runtime); else load or build it."
+    if args.backend in _RUNTIMES and args.weights and not args.config and not args.explain:
+        if linked := find_linked_export(args.weights, args.backend):
+            return None, {'onnx_path' if args.backend == 'onnxruntime' else 'openvino_path': linked[0]}, linked[1]
+    from eat.model import VARIANTS, create_model
+    from eat.weights import load_model
+    if not args.weights and args.random_weights not in VARIANTS:
+        raise ValueError(f"--random-weights {args.random_weights!r}: choose one of {', '.join(sorted(VARIANTS))}.")
+    model = load_model(args.weights, args.config) if args.weights else create_model(args.random_weights)
+    return model, cached_export(args.backend, model, args.weights) if args.weights else {}, None
 
 def _saved_preset(weights: str | None) -> str | None:
     "The transform preset saved with the weights: beside a `.safetensors` file, or in a model folder's card."
@@ -279,11 +299,10 @@ def main(argv: list[str] | None = None, # arguments (default: sys.argv[1:])
         return 2
     try:
         if args.backend in _RUNTIMES: _RUNTIMES[args.backend](f'eat-score --backend {args.backend}')
-        model = load_model(args.weights, args.config) if args.weights else create_model(args.random_weights)
         preset = args.preset or _saved_preset(args.weights) or 'ava'
-        export = cached_export(args.backend, model, args.weights) if args.weights else {}
+        model, export, config = _load_or_link(args)
         scorer = Scorer(model, args.device, preset, args.tta, args.batch_size, args.workers,
-                        backend=args.backend, compile=args.compile, **export)
+                        backend=args.backend, compile=args.compile, config=config, **export)
     except (OSError, ValueError, ImportError) as e:  # OSError: a missing file, a Hub id without network, no cache
         print(f"eat-score: {e}", file=sys.stderr)
         return 2
@@ -321,7 +340,7 @@ def _explain_all(scorer: Scorer, table: pd.DataFrame, out_dir: Path, block: int,
         lk = look(scorer.model, img, preset)
         save_figure(explain_figure(lk, block, name=Path(path).name), out_dir / f'{i:05d}_{Path(path).stem}.png')
 
-# %% ../nbs/07a_score.ipynb #d5f09b19
+# %% ../nbs/07a_score.ipynb #e1ea08c0
 def cli():
     "The `eat-score` console script: `main`, flush, and exit without the interpreter's slow teardown."
     rc = main()

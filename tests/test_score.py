@@ -1,5 +1,6 @@
 """eat-score end to end on a folder with good images and every kind of bad file; batch independence; overlays;
 export parity."""
+import io
 import json
 import subprocess
 import sys
@@ -88,6 +89,13 @@ def test_cli_json_and_console_script(folder, weights, tmp_path):
     assert [Path(r['path']).name for r in rows] == ['good.jpg', 'gray.jpg']
     assert all(r['error'] == '' and 1 <= r['score'] <= 10 for r in rows)
     assert 'scored 2 of 2 images, 0 failed' in res.stderr
+    # CSV on standard output, a failed file, exit status 1: all flushed before the console script's quick exit
+    res = subprocess.run([str(Path(sys.executable).parent / 'eat-score'), str(folder), '--weights', str(weights),
+                          '--quiet'], capture_output=True, text=True, timeout=300)
+    table = pd.read_csv(io.StringIO(res.stdout), keep_default_na=False)
+    n_bad = int((table.error != '').sum())
+    assert res.returncode == 1 and len(table) - n_bad == 7 and n_bad > 0, res.stderr
+    assert f'scored 7 of {len(table)} images, {n_bad} failed' in res.stderr
 
 
 def test_cli_refuses_random_weights_unless_asked(folder, capsys):
@@ -194,6 +202,13 @@ def test_onnxruntime_backend_matches_eager_and_caches_its_export(folder, weights
     assert cached[0].stat().st_mtime_ns == mtime and sorted(w.parent.glob('*.onnx')) == cached
     again = pd.read_csv(tmp_path / 'ort2.csv', keep_default_na=False)
     np.testing.assert_allclose(again.score[ok].astype(float), ort.score[ok].astype(float), atol=1e-7)
+    # a new process finds the export by its link, from the weight files alone: no model code and no timm imported
+    args = common + ['--out', str(tmp_path / 'ort4.csv'), '--backend', 'onnxruntime']
+    code = f"import sys; from eat.score import main; rc = main({args!r}); print(rc, 'eat.model' in sys.modules, 'timm' in sys.modules)"
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=300)
+    assert res.stdout.split()[-3:] == ['1', 'False', 'False'], res.stderr
+    linked = pd.read_csv(tmp_path / 'ort4.csv', keep_default_na=False)
+    np.testing.assert_allclose(linked.score[ok].astype(float), ort.score[ok].astype(float), atol=1e-7)
     # new weights at the same path: another key, another export (a stale file is never reused)
     torch.manual_seed(1)
     save_weights(create_model('eat_micro_hybrid', **SMALL), w)
