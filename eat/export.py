@@ -183,7 +183,7 @@ def cached_onnx(model: EAT, # the model loaded from `weights`
     if opset == ONNX_OPSET and cache_dir is None: link_export(weights, 'onnxruntime', path, model)
     return path
 
-# %% ../nbs/07b_export.ipynb #378897c8
+# %% ../nbs/07b_export.ipynb #0ba45d16
 def _source_sha256() -> str:
     "sha256 of this package's Python sources: links made by other code are not trusted."
     h = hashlib.sha256()
@@ -208,7 +208,7 @@ def weights_link_key(weights: str | Path | None, # a model folder or a `.safeten
     return h.hexdigest()[:16]
 
 
-# %% ../nbs/07b_export.ipynb #abe86ca1
+# %% ../nbs/07b_export.ipynb #f890f724
 def _link_name(weights, runtime: str) -> str | None:
     key = weights_link_key(weights, runtime)
     return None if key is None else f'{_home(weights)[1]}.{key}.{runtime}.link.json'

@@ -112,7 +112,7 @@ def open_image(path: str | Path,  # image file
         except BaseException:
             img.close(); raise
 
-# %% ../nbs/04a_images.ipynb #2bce3ccd
+# %% ../nbs/04a_images.ipynb #6af560c0
 class Resize:
     "torchvision's `Resize(size)` (bilinear, antialiased): PIL images without importing torchvision, tensors by it."
     def __init__(self, size: int | tuple[int, int]):  # the shorter side, or (height, width)
@@ -131,7 +131,7 @@ class Resize:
         return img if (nw, nh) == (w, h) else img.resize((nw, nh), Image.BILINEAR)
 
 
-# %% ../nbs/04a_images.ipynb #1b96547a
+# %% ../nbs/04a_images.ipynb #d23fa6d1
 class CenterCrop:
     "torchvision's `CenterCrop(size)`: PIL images without importing torchvision, tensors and padding by it."
     def __init__(self, size: int):  # side of the square crop
@@ -146,7 +146,7 @@ class CenterCrop:
         return img.crop((left, top, left + self.size, top + self.size))
 
 
-# %% ../nbs/04a_images.ipynb #2e7c69b6
+# %% ../nbs/04a_images.ipynb #2d62c810
 class Compose:
     "Transforms applied in turn: torchvision's `Compose`, without importing torchvision."
     def __init__(self, transforms: list):  # callables, first applied first
