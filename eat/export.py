@@ -220,7 +220,8 @@ def link_export(weights: str | Path | None, # what `model` was loaded from
                ) -> Path | None:
     "Write the link from these weight files to their cached `export` (beside it); None when they are not local files."
     name = _link_name(weights, runtime)
-    if name is None or (export.parent / name).is_file(): return None if name is None else export.parent / name
+    if name is None: return None
+    if (export.parent / name).is_file(): return export.parent / name
     from eat.weights import load_model
     cfg = {k: v for k, v in asdict(model.cfg).items() if k != 'grad_checkpointing'}
     try: loaded = load_model(weights)  # the link promises what the files load as: `model` may have been changed since
