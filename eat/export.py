@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .data import file_sha256
 from .files import write_json
 
 if TYPE_CHECKING: from eat.model import EAT  # annotations only: running an export needs no model code (nor timm)
@@ -200,11 +201,7 @@ def weights_link_key(weights: str | Path | None, # a model folder or a `.safeten
     elif p is not None and p.suffix == '.safetensors' and p.is_file(): files = [p, p.with_suffix('.json')]
     else: return None
     h = hashlib.sha256(f'{runtime}|{EXPORT_FORMAT}|{OPENVINO_FORMAT}|{ONNX_OPSET}|{_source_sha256()}'.encode())
-    for f in files:
-        h.update(f'|{f.name}|'.encode())
-        if f.is_file():
-            with open(f, 'rb') as fh:
-                for chunk in iter(lambda: fh.read(1 << 22), b''): h.update(chunk)
+    for f in files: h.update(f'|{f.name}|{file_sha256(f) if f.is_file() else "absent"}'.encode())
     return h.hexdigest()[:16]
 
 
