@@ -67,7 +67,7 @@ def provenance(df: pd.DataFrame, scale: str) -> str:
 # %% ../nbs/09_report.ipynb #027bd696
 def markdown_table(t: pd.DataFrame, title: str, header: str) -> str:
     "A titled Markdown table with its provenance line."
-    return f'### {title}\n\n{header}\n\n{t.to_markdown(index=False) if len(t) else "(no runs)"}\n'
+    return f'### {title}\n\n{header}\n\n{t.astype(object).where(t.notna(), "").to_markdown(index=False) if len(t) else "(no runs)"}\n'
 
 # %% ../nbs/09_report.ipynb #d4439146
 def verdict_paragraph(s: dict, # summary.json
